@@ -1,0 +1,1 @@
+"""prunex.bench (see DESIGN.md)."""

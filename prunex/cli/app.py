@@ -1,0 +1,35 @@
+"""The ``prunex`` command: train → compress → export → bench, and ``models`` to list the zoo."""
+
+from __future__ import annotations
+
+import typer
+
+from prunex import __version__
+from prunex.cli import models_cmd
+
+app = typer.Typer(
+    name="prunex",
+    help="A deployment compiler for CNNs with learned connectivity: train a gated network, compile the learned "
+    "structure away, export it, and measure it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("models")(models_cmd.models)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"prunex {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version."),
+) -> None:
+    """prunex: train → compress → export → bench."""
+
+
+def main() -> None:
+    app()

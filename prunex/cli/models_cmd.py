@@ -1,0 +1,58 @@
+"""``prunex models``: the registered models, their papers and sizes (and ``--papers``: counts vs the papers)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from prunex.models import analytic_complexity, list_models, model_entry
+from prunex.models.paper_tables import PAPER_ROWS, compare
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:,.3f}M" if n >= 1e5 else f"{n:,}"
+
+
+def models(
+    papers: bool = typer.Option(False, "--papers", help="Compare analytic parameter counts with the papers' tables."),
+) -> None:
+    """List every registered model with its paper and its size at the default configuration."""
+    console = Console()
+    if papers:
+        console.print(papers_table())
+        return
+    table = Table(title="prunex models (default configuration)")
+    for col in ("model", "paper", "weights", "gates", "GMACs", "what it is"):
+        table.add_column(col, justify="right" if col in {"weights", "gates", "GMACs"} else "left")
+    for name in list_models():
+        entry = model_entry(name)
+        cx = analytic_complexity(name)
+        table.add_row(name, entry.paper, f"{cx.params:,}", f"{cx.gates:,}", f"{cx.flops / 1e9:.2f}", entry.summary)
+    console.print(table)
+    console.print(
+        "Weights and GMACs are training-time (dense DGConv, all blocks); `prunex compress` reports the deployed ones."
+    )
+
+
+def papers_table() -> Table:
+    table = Table(title="parameter counts: papers vs prunex (analytic, training-time)")
+    for col in ("paper", "table", "configuration", "paper says", "prunex", "verdict", "note"):
+        table.add_column(col)
+    for row in PAPER_ROWS:
+        count = row.count()
+        if count is None:
+            table.add_row(row.paper, row.table, row.label, f"{row.printed}M", "-", "not comparable", row.note)
+            continue
+        verdict, rel = compare(row.printed, count)
+        colour = "red" if verdict == "differs" else "green"
+        table.add_row(
+            row.paper,
+            row.table,
+            row.label,
+            f"{row.printed}M",
+            f"{count:,}",
+            f"[{colour}]{verdict} ({rel:+.1%})[/{colour}]",
+            row.note,
+        )
+    return table

@@ -1,0 +1,1 @@
+"""prunex.data (see DESIGN.md)."""

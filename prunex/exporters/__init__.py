@@ -1,0 +1,1 @@
+"""prunex.exporters (see DESIGN.md)."""

@@ -1,0 +1,26 @@
+"""Model zoo: a registry of the papers' families and thin builders (``create_model``, ``list_models``)."""
+
+# Importing the family modules registers their builders.
+from prunex.models import g_resnext, maskconnect, multiresnet, resnext_cifar, sparsenet  # noqa: F401
+from prunex.models.complexity import Complexity, count_parameters
+from prunex.models.g_resnext import from_torchvision_resnext
+from prunex.models.registry import (
+    UnknownModelError,
+    analytic_complexity,
+    create_model,
+    list_models,
+    model_entry,
+    register_model,
+)
+
+__all__ = [
+    "Complexity",
+    "UnknownModelError",
+    "analytic_complexity",
+    "count_parameters",
+    "create_model",
+    "from_torchvision_resnext",
+    "list_models",
+    "model_entry",
+    "register_model",
+]

@@ -1,0 +1,147 @@
+"""MaskConnect for CIFAR (Ahmed & Torresani): ResNeXt modules whose blocks learn which K of the C branch
+outputs of the previous module they read.
+
+Block j of module i computes y_j = ReLU(P(x_j) + F_j(x_j)) with x_j = Σ_k m_jk · y_k^(i−1); module 1 reads the
+stem output; the classifier reads Σ_k y_k of the last module. P is a projection shared by the module's blocks
+(one set of weights applied to each block's input) where width or stride changes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from prunex.models.complexity import Complexity
+from prunex.models.registry import register_model
+from prunex.models.resnext_cifar import (
+    MASKCONNECT_PAPER,
+    ModuleSpec,
+    multibranch_complexity,
+    multibranch_modules,
+    stem,
+)
+from prunex.nn.branch_gates import BranchGates, Connectivity, aggregate_branches, aggregate_branches_stacked
+from prunex.nn.residual import BottleneckFunction, shortcut
+
+
+class MaskConnectModule(nn.Module):
+    """C blocks y_j = ReLU(P(x_j) + F_j(x_j)); x_j = Σ_k m_jk·y_k (``gates``) or the single input."""
+
+    def __init__(self, spec: ModuleSpec, cardinality: int, gates: BranchGates | None) -> None:
+        super().__init__()
+        self.gates = gates
+        self.shortcut = shortcut(spec.in_ch, spec.out_ch, spec.stride)
+        self.blocks = nn.ModuleList(
+            BottleneckFunction(spec.in_ch, spec.width, spec.out_ch, spec.stride) for _ in range(cardinality)
+        )
+        self.relu = nn.ReLU()
+
+    def forward(self, inputs: list[Tensor]) -> list[Tensor]:
+        if self.gates is None:  # first module: every block reads the stem output
+            x = inputs[0]
+            s = self.shortcut(x)
+            return [self.relu(s + block(x)) for block in self.blocks]
+        mask = self.gates()
+        if self.training and not self.gates.frozen:
+            xs = aggregate_branches_stacked(mask, inputs)
+        else:
+            xs = aggregate_branches(mask, inputs)
+        return [self.relu(self.shortcut(x) + block(x)) for x, block in zip(xs, self.blocks, strict=True)]
+
+
+class MaskConnectCifar(nn.Module):
+    """stem → modules of C gated blocks → Σ of the last module's outputs → average pool → linear."""
+
+    def __init__(
+        self,
+        *,
+        depth: int,
+        bottleneck_width: int,
+        cardinality: int,
+        fan_in: int,
+        connectivity: Connectivity | str,
+        num_classes: int,
+        in_chans: int,
+        stem_width: int | None,
+        out_width: int | None,
+        seed: int | None,
+    ) -> None:
+        super().__init__()
+        stem_ch, specs = multibranch_modules(depth, bottleneck_width, stem_width, out_width)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self.stem = stem(in_chans, stem_ch)
+        self.stages = nn.ModuleList(
+            MaskConnectModule(
+                s,
+                cardinality,
+                None if i == 0 else BranchGates(cardinality, cardinality, fan_in, connectivity, generator),
+            )
+            for i, s in enumerate(specs)
+        )
+        self.fc = nn.Linear(specs[-1].out_ch, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        ys = [self.stem(x)]
+        for module in self.stages:
+            ys = module(ys)
+        z = ys[0]
+        for y in ys[1:]:
+            z = z + y
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(z, 1), 1))
+
+    @torch.no_grad()
+    def active_blocks(self) -> list[list[bool]]:
+        """Per module, whether each block's output reaches the classifier.
+
+        The last module's blocks all feed the head; block k of module i is live iff a live block of module i+1
+        reads it, so dead blocks cascade backwards.
+        """
+        live = [True] * len(self.stages[-1].blocks)
+        active = [live]
+        for module in reversed(self.stages[1:]):
+            mask = module.gates.binary_mask()
+            live_rows = torch.tensor(live, dtype=torch.bool, device=mask.device)
+            live = [bool(c) for c in (mask[live_rows].sum(0) > 0)]
+            active.append(live)
+        return active[::-1]
+
+
+def _resolve_fan_in(cardinality: int, fan_in: int | None, connectivity: str) -> int:
+    if Connectivity(connectivity) is Connectivity.FIXED_FULL:
+        return cardinality if fan_in is None else fan_in
+    return min(4, cardinality) if fan_in is None else fan_in
+
+
+def maskconnect_cifar_complexity(*, fan_in, connectivity, seed, **kwargs) -> Complexity:
+    learned = Connectivity(connectivity) is Connectivity.LEARNED
+    c = kwargs["cardinality"]
+    return multibranch_complexity(**kwargs, gates_per_module=c * c if learned else 0, projection_per_block=True)
+
+
+@register_model(paper=MASKCONNECT_PAPER, complexity=maskconnect_cifar_complexity)
+def maskconnect_cifar(
+    *,
+    depth: int = 29,
+    bottleneck_width: int = 8,
+    cardinality: int = 8,
+    fan_in: int | None = None,
+    connectivity: str = "learned",
+    num_classes: int = 10,
+    in_chans: int = 3,
+    stem_width: int | None = None,
+    out_width: int | None = None,
+    seed: int | None = None,
+) -> MaskConnectCifar:
+    """MaskConnect {D, w, C} with fan-in K (default 4; K = C for fixed_full): x_j = Σ_k m_jk·y_k."""
+    return MaskConnectCifar(
+        depth=depth,
+        bottleneck_width=bottleneck_width,
+        cardinality=cardinality,
+        fan_in=_resolve_fan_in(cardinality, fan_in, connectivity),
+        connectivity=connectivity,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        stem_width=stem_width,
+        out_width=out_width,
+        seed=seed,
+    )

@@ -1,0 +1,125 @@
+"""Multi-ResNet for CIFAR (Abdi & Nahavandi): pre-activation ResNet whose blocks hold k residual functions.
+
+Depth 6n + 2 with basic blocks (two 3×3 convs) or 9n + 2 with bottleneck blocks (1×1, 3×3, 1×1; 4× expansion);
+stage widths 16, 32, 64 (× the widening factor, × 4 at the bottleneck outputs); 3×3 stem of 16; the head is
+BN-ReLU-average pool-linear.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from prunex.models import complexity as cxm
+from prunex.models.complexity import Complexity
+from prunex.models.registry import register_model
+from prunex.nn.multi_residual import BLOCK_KINDS, MultiResidualBlock
+
+MULTIRESNET_PAPER = (
+    "Abdi & Nahavandi, Multi-Residual Networks: Improving the Speed and Accuracy of Residual Networks, 2016"
+)
+STEM_WIDTH = 16
+
+
+def multiresnet_blocks(depth: int, block: str, blocks_per_stage: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Blocks per stage: n = (depth − 2)/6 (basic) or (depth − 2)/9 (bottleneck), or given explicitly."""
+    if block not in BLOCK_KINDS:
+        raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
+    if blocks_per_stage is not None:
+        if len(blocks_per_stage) != 3 or min(blocks_per_stage) < 1:
+            raise ValueError(f"blocks_per_stage needs three positive counts, got {blocks_per_stage}")
+        return tuple(blocks_per_stage)
+    layers = 2 if block == "basic" else 3
+    if (depth - 2) % (3 * layers) or depth < 2 + 3 * layers:
+        raise ValueError(f"depth must be {3 * layers}n + 2 for {block} blocks, got {depth}")
+    n = (depth - 2) // (3 * layers)
+    return (n, n, n)
+
+
+def multiresnet_stages(depth: int, block: str, widen: int, blocks_per_stage: tuple[int, ...] | None):
+    """(in, out, stride) of every block."""
+    expansion = 1 if block == "basic" else 4
+    specs, c = [], STEM_WIDTH
+    for stage, n in enumerate(multiresnet_blocks(depth, block, blocks_per_stage)):
+        out = (16 << stage) * widen * expansion
+        for i in range(n):
+            specs.append((c, out, 2 if stage > 0 and i == 0 else 1))
+            c = out
+    return specs
+
+
+class MultiResNetCifar(nn.Module):
+    """stem → multi-residual blocks y = x + Σ_i f_i(x) → BN-ReLU → average pool → linear."""
+
+    def __init__(
+        self,
+        *,
+        depth: int,
+        k: int,
+        block: str,
+        widen: int,
+        blocks_per_stage: tuple[int, ...] | None,
+        num_classes: int,
+        in_chans: int,
+    ) -> None:
+        super().__init__()
+        specs = multiresnet_stages(depth, block, widen, blocks_per_stage)
+        self.stem = nn.Conv2d(in_chans, STEM_WIDTH, 3, padding=1, bias=False)
+        self.blocks = nn.Sequential(*(MultiResidualBlock(i, o, k=k, stride=s, kind=block) for i, o, s in specs))
+        width = specs[-1][1]
+        self.head_norm = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.head_norm(self.blocks(self.stem(x)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _function_complexity(cx: Complexity, c_in: int, c_out: int, stride: int, block: str, preact: bool) -> Complexity:
+    if preact:
+        cx = cxm.batchnorm2d(cx, c_in)
+    if block == "basic":
+        cx = cxm.batchnorm2d(cxm.conv2d(cx, c_in, c_out, 3, stride=stride), c_out)
+        return cxm.conv2d(cx, c_out, c_out, 3)
+    w = c_out // 4
+    cx = cxm.batchnorm2d(cxm.conv2d(cx, c_in, w, 1), w)
+    cx = cxm.batchnorm2d(cxm.conv2d(cx, w, w, 3, stride=stride), w)
+    return cxm.conv2d(cx, w, c_out, 1)
+
+
+def multiresnet_cifar_complexity(
+    *, depth, k, block, widen, blocks_per_stage, num_classes, in_chans, image_size: int = 32
+) -> Complexity:
+    cx = cxm.conv2d(Complexity(image_size, image_size), in_chans, STEM_WIDTH, 3)
+    for c_in, c_out, stride in multiresnet_stages(depth, block, widen, blocks_per_stage):
+        increases = c_in != c_out or stride != 1
+        at = cx.fresh()
+        unit = _function_complexity(at, c_in, c_out, stride, block, preact=not increases).scaled(k)
+        if increases:
+            unit = unit.plus(cxm.conv2d(cxm.batchnorm2d(at, c_in), c_in, c_out, 1, stride=stride))
+        cx = cx.then(unit)
+    width = multiresnet_stages(depth, block, widen, blocks_per_stage)[-1][1]
+    return cxm.linear(cxm.global_pool(cxm.batchnorm2d(cx, width)), width, num_classes)
+
+
+@register_model(paper=MULTIRESNET_PAPER, complexity=multiresnet_cifar_complexity)
+def multiresnet_cifar(
+    *,
+    depth: int = 14,
+    k: int = 10,
+    block: str = "basic",
+    widen: int = 1,
+    blocks_per_stage: tuple[int, ...] | None = None,
+    num_classes: int = 10,
+    in_chans: int = 3,
+) -> MultiResNetCifar:
+    """Multi-ResNet (depth, k): pre-activation blocks y = x + Σ_{i=1..k} f_i(x)."""
+    return MultiResNetCifar(
+        depth=depth,
+        k=k,
+        block=block,
+        widen=widen,
+        blocks_per_stage=tuple(blocks_per_stage) if blocks_per_stage is not None else None,
+        num_classes=num_classes,
+        in_chans=in_chans,
+    )

@@ -1,0 +1,50 @@
+"""Gated layers of the four papers: DGConv, MaskConnect branch gates, multi-residual blocks, sparse aggregation."""
+
+from prunex.nn.branch_gates import (
+    BranchGates,
+    Connectivity,
+    aggregate_branches,
+    aggregate_branches_stacked,
+    sample_k_of_c,
+    topk_mask,
+)
+from prunex.nn.dgconv import DGConv2d, binarize_gates, group_order, relation_matrix
+from prunex.nn.gates import (
+    branch_gate_modules,
+    dgconv_modules,
+    freeze_gates,
+    gate_parameters,
+    project_gates_,
+    register_gate_projection,
+    total_complexity,
+)
+from prunex.nn.multi_residual import MultiResidualBlock, PreActFunction
+from prunex.nn.residual import BottleneckFunction, Projection, shortcut
+from prunex.nn.sparse_aggregation import SparseAggregation, exponential_offsets
+
+__all__ = [
+    "BottleneckFunction",
+    "BranchGates",
+    "Connectivity",
+    "DGConv2d",
+    "MultiResidualBlock",
+    "PreActFunction",
+    "Projection",
+    "SparseAggregation",
+    "aggregate_branches",
+    "aggregate_branches_stacked",
+    "binarize_gates",
+    "branch_gate_modules",
+    "dgconv_modules",
+    "exponential_offsets",
+    "freeze_gates",
+    "gate_parameters",
+    "group_order",
+    "project_gates_",
+    "register_gate_projection",
+    "relation_matrix",
+    "sample_k_of_c",
+    "shortcut",
+    "topk_mask",
+    "total_complexity",
+]

@@ -1,0 +1,158 @@
+"""MaskConnect branch gates (Ahmed & Torresani): K-of-C input connections between multi-branch modules.
+
+Block j of module i reads x_j = Σ_k m_jk · y_k, the outputs y_k of the C blocks of module i−1, through a binary
+mask m_j ∈ {0,1}^C with Σ_k m_jk = K. Training keeps a real mask m̃_j ∈ [0,1]^C; each forward draws K distinct
+indices from Mult(m̃_j / Σ_k m̃_jk), and the gradient with respect to the binary mask updates m̃ (straight
+through). After training, the K largest entries of m̃_j are frozen.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+from torch import Tensor, nn
+
+MASK_FLOOR = 1e-6  # smallest value projection gives an entry it must keep positive
+
+
+class Connectivity(str, Enum):
+    """How a module's connections are chosen (MaskConnect, Table 1)."""
+
+    LEARNED = "learned"  # MaskConnect: sampled K-of-C masks with a learned real mask
+    FIXED_RANDOM = "fixed_random"  # K random connections per block, drawn once and kept
+    FIXED_FULL = "fixed_full"  # K = C: every block reads every branch (no sampling)
+
+
+def sample_k_of_c(probs: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+    """Binary masks with exactly k ones per row: k distinct draws from Mult(p / Σp), in float64.
+
+    A row with fewer than k positive entries keeps all of them and fills the rest uniformly from its zero
+    entries (the projection of :class:`BranchGates` keeps learned masks from ever getting there).
+    """
+    p = probs.detach().to(torch.float64).clamp(min=0)
+    rows, c = p.shape
+    if not 1 <= k <= c:
+        raise ValueError(f"fan-in K must be in [1, {c}], got {k}")
+    positive = p > 0
+    short = positive.sum(1) < k
+    mask = torch.zeros(rows, c, dtype=probs.dtype, device=probs.device)
+    if (~short).any():
+        idx = torch.multinomial(p[~short], k, replacement=False, generator=generator)
+        mask[~short] = mask[~short].scatter(1, idx, 1.0)
+    for row in short.nonzero().flatten().tolist():
+        zeros = (~positive[row]).to(torch.float64)
+        extra = torch.multinomial(zeros, k - int(positive[row].sum()), replacement=False, generator=generator)
+        mask[row] = positive[row].to(mask.dtype)
+        mask[row, extra] = 1.0
+    return mask
+
+
+def topk_mask(weights: Tensor, k: int) -> Tensor:
+    """Deterministic binary mask of the k largest entries per row (ties broken by lowest index)."""
+    c = weights.shape[1]
+    # A stable descending sort breaks ties by index, so the result does not depend on the backend.
+    idx = torch.sort(weights.detach(), dim=1, descending=True, stable=True).indices[:, :k]
+    return torch.zeros(weights.shape[0], c, dtype=weights.dtype, device=weights.device).scatter_(1, idx, 1.0)
+
+
+class BranchGates(nn.Module):
+    """K-of-C connections of ``num_blocks`` blocks to ``num_inputs`` branch outputs: x_j = Σ_k m_jk · y_k."""
+
+    def __init__(
+        self,
+        num_blocks: int,
+        num_inputs: int,
+        fan_in: int,
+        connectivity: Connectivity | str = Connectivity.LEARNED,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.connectivity = Connectivity(connectivity)
+        if not 1 <= fan_in <= num_inputs:
+            raise ValueError(f"fan-in K must be in [1, {num_inputs}], got {fan_in}")
+        if self.connectivity is Connectivity.FIXED_FULL and fan_in != num_inputs:
+            raise ValueError(f"fixed_full connectivity means K = C = {num_inputs}, got K = {fan_in}")
+        self.num_blocks, self.num_inputs, self.fan_in = num_blocks, num_inputs, fan_in
+        if self.connectivity is Connectivity.LEARNED:
+            # NOTE: the paper does not give the initial real mask. Near-uniform values let the early
+            # sampling explore all connections; the small jitter breaks ties for top-K.
+            init = 0.5 + 0.01 * (torch.rand(num_blocks, num_inputs, generator=generator) - 0.5)
+            self.weight = nn.Parameter(init)
+            self.register_buffer("mask", None)
+        elif self.connectivity is Connectivity.FIXED_RANDOM:
+            self.weight = None
+            uniform = torch.ones(num_blocks, num_inputs)
+            self.register_buffer("mask", sample_k_of_c(uniform, fan_in, generator))
+        else:
+            self.weight = None
+            self.register_buffer("mask", torch.ones(num_blocks, num_inputs))
+
+    @property
+    def frozen(self) -> bool:
+        """True once the mask is a constant (fixed connectivity or after :meth:`freeze`)."""
+        return self.mask is not None
+
+    def binary_mask(self) -> Tensor:
+        """The deterministic mask: the frozen one, or top-K of the real mask."""
+        if self.mask is not None:
+            return self.mask
+        return topk_mask(self.weight, self.fan_in)
+
+    def forward(self) -> Tensor:
+        """The mask to apply now: sampled with a straight-through gradient when learning, else constant."""
+        if self.mask is not None:
+            return self.mask
+        if not self.training:
+            return topk_mask(self.weight, self.fan_in)
+        sampled = sample_k_of_c(self.weight, self.fan_in)
+        return sampled + self.weight - self.weight.detach()
+
+    @torch.no_grad()
+    def freeze(self) -> None:
+        """Fix the connectivity at top-K of the real mask; the real mask stops being a parameter."""
+        if self.mask is None:
+            mask = topk_mask(self.weight, self.fan_in)
+            self.weight = None
+            self.mask = mask
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Clip the real mask to [0, 1] after an optimiser step, keeping at least K positive entries per row
+        (the largest ones are raised to a small floor) so that K distinct connections can always be drawn."""
+        if self.weight is None:
+            return
+        w = self.weight
+        w.clamp_(0.0, 1.0)
+        short = (w > 0).sum(1) < self.fan_in
+        if short.any():
+            keep = topk_mask(w[short], self.fan_in).bool()
+            w[short] = torch.where(keep, w[short].clamp(min=MASK_FLOOR), w[short])
+
+    def extra_repr(self) -> str:
+        return (
+            f"blocks={self.num_blocks}, inputs={self.num_inputs}, fan_in={self.fan_in}, "
+            f"connectivity={self.connectivity.value}, frozen={self.frozen}"
+        )
+
+
+def aggregate_branches(mask: Tensor, outputs: list[Tensor]) -> list[Tensor]:
+    """x_j = Σ_k m_jk · y_k for every block j.
+
+    Written term by term so that a traced graph shows each gate product (constant folding then removes the
+    0-gated terms and turns the 1-gated ones into plain additions).
+    """
+    inputs = []
+    for j in range(mask.shape[0]):
+        x = mask[j, 0] * outputs[0]
+        for k in range(1, len(outputs)):
+            x = x + mask[j, k] * outputs[k]
+        inputs.append(x)
+    return inputs
+
+
+def aggregate_branches_stacked(mask: Tensor, outputs: list[Tensor]) -> list[Tensor]:
+    """Same as :func:`aggregate_branches` as one contraction (the faster form for training)."""
+    stacked = torch.stack(outputs, 0)
+    mixed = torch.einsum("jk,k...->j...", mask.to(stacked.dtype), stacked)
+    return list(mixed.unbind(0))

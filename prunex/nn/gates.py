@@ -1,0 +1,56 @@
+"""Model-wide operations on gates: find them, give them their own optimiser group, project, freeze."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from prunex.nn.branch_gates import BranchGates
+from prunex.nn.dgconv import DGConv2d
+
+
+def dgconv_modules(model: nn.Module) -> Iterator[tuple[str, DGConv2d]]:
+    return ((n, m) for n, m in model.named_modules() if isinstance(m, DGConv2d))
+
+
+def branch_gate_modules(model: nn.Module) -> Iterator[tuple[str, BranchGates]]:
+    return ((n, m) for n, m in model.named_modules() if isinstance(m, BranchGates))
+
+
+def gate_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The learnable gates (DGConv g̃, MaskConnect m̃): they train with their own learning rate and no decay."""
+    params = [m.gate for _, m in dgconv_modules(model) if m.num_gates > 0]
+    params += [m.weight for _, m in branch_gate_modules(model) if m.weight is not None]
+    return params
+
+
+@torch.no_grad()
+def project_gates_(model: nn.Module) -> None:
+    """Clip every learned MaskConnect mask to [0, 1] (call after each optimiser step)."""
+    for _, m in branch_gate_modules(model):
+        m.project_()
+
+
+def register_gate_projection(optimizer: torch.optim.Optimizer, model: nn.Module):
+    """Run :func:`project_gates_` after every ``optimizer.step()``; returns the hook handle."""
+    return optimizer.register_step_post_hook(lambda *_: project_gates_(model))
+
+
+@torch.no_grad()
+def freeze_gates(model: nn.Module) -> nn.Module:
+    """Make all connectivity constant: MaskConnect masks at top-K, DGConv gates no longer trainable."""
+    for _, m in branch_gate_modules(model):
+        m.freeze()
+    for _, m in dgconv_modules(model):
+        m.gate.requires_grad_(False)
+    return model
+
+
+def total_complexity(model: nn.Module) -> Tensor:
+    """ζ = Σ_ℓ ζ_ℓ over the model's DGConv layers (the paper's resource term, differentiable in the gates)."""
+    terms = [m.complexity() for _, m in dgconv_modules(model)]
+    if not terms:
+        return torch.zeros(())
+    return torch.stack(terms).sum()

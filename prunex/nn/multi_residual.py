@@ -1,0 +1,75 @@
+"""Multi-residual block (Abdi & Nahavandi, "Multi-Residual Networks"): k residual functions on one input."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+BLOCK_KINDS = ("basic", "bottleneck")
+
+
+class PreActFunction(nn.Module):
+    """Pre-activation residual function.
+
+    basic:      f(x) = conv3×3(ReLU(BN(conv3×3(ReLU(BN(x))))))
+    bottleneck: f(x) = conv1×1(ReLU(BN(conv3×3(ReLU(BN(conv1×1(ReLU(BN(x)))))))))
+
+    With ``preact=False`` the leading BN-ReLU is left out (a dimension-increasing block shares one).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, *, stride: int = 1, kind: str = "basic", preact: bool = True):
+        super().__init__()
+        if kind not in BLOCK_KINDS:
+            raise ValueError(f"block must be one of {BLOCK_KINDS}, got {kind!r}")
+        layers: list[nn.Module] = [nn.BatchNorm2d(in_ch), nn.ReLU()] if preact else []
+        if kind == "basic":
+            layers += [
+                nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(out_ch),
+                nn.ReLU(),
+                nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+            ]
+        else:
+            width = out_ch // 4
+            layers += [
+                nn.Conv2d(in_ch, width, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, out_ch, 1, bias=False),
+            ]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class MultiResidualBlock(nn.Module):
+    """y = x + Σ_{i=1..k} f_i(x).
+
+    A dimension-increasing block (width or stride changes) pre-activates once, h = ReLU(BN(x)), and computes
+    y = P(h) + Σ_i f_i(h) with a 1×1 projection P, as the reference (Lua) implementation does.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, *, k: int, stride: int = 1, kind: str = "basic") -> None:
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"k (residual functions per block) must be >= 1, got {k}")
+        self.increases_dim = in_ch != out_ch or stride != 1
+        if self.increases_dim:
+            self.preact = nn.Sequential(nn.BatchNorm2d(in_ch), nn.ReLU())
+            self.shortcut = nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+        self.functions = nn.ModuleList(
+            PreActFunction(in_ch, out_ch, stride=stride, kind=kind, preact=not self.increases_dim) for _ in range(k)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.increases_dim:
+            x = self.preact(x)
+            y = self.shortcut(x)
+        else:
+            y = x
+        for f in self.functions:
+            y = y + f(x)
+        return y

@@ -1,0 +1,1 @@
+"""prunex.passes (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""prunex.train (see DESIGN.md)."""
