@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from prunex import __version__
-from prunex.cli import models_cmd
+from prunex.cli import models_cmd, train_cmd
 
 app = typer.Typer(
     name="prunex",
@@ -15,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("train")(train_cmd.train)
 app.command("models")(models_cmd.models)
 
 

@@ -1,9 +1,15 @@
 """MaskConnect for CIFAR (Ahmed & Torresani): ResNeXt modules whose blocks learn which K of the C branch
 outputs of the previous module they read.
 
-Block j of module i computes y_j = ReLU(P(x_j) + F_j(x_j)) with x_j = Σ_k m_jk · y_k^(i−1); module 1 reads the
-stem output; the classifier reads Σ_k y_k of the last module. P is a projection shared by the module's blocks
-(one set of weights applied to each block's input) where width or stride changes.
+Block j of module i computes y_j = ReLU(P(x_j) + F_j(x_j)) with x_j = (1/K)·Σ_k m_jk · y_k^(i−1); module 1 reads
+the stem output; the classifier reads (1/C)·Σ_k y_k of the last module. P is a projection shared by the module's
+blocks (one set of weights applied to each block's input) where width or stride changes.
+
+NOTE: the paper (eq. 2) sums without the 1/K and 1/C. With the sum, every module multiplies the scale of the
+identity path by K going forward and the gradient by K going backward (8^5 ≈ 3·10^4 at the stem of {20,4,8} with
+K = C), and the network does not train at the paper's learning rate. The constants change nothing else: each
+F_j starts with conv → BN, which is scale invariant, and BN3 and the classifier absorb the factor, so the
+function class is the paper's. Compression folds the constants away.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class MaskConnectModule(nn.Module):
     def __init__(self, spec: ModuleSpec, cardinality: int, gates: BranchGates | None) -> None:
         super().__init__()
         self.gates = gates
+        self.input_scale = 1.0 / gates.fan_in if gates is not None else 1.0  # x_j = (1/K)·Σ_k m_jk·y_k
         self.shortcut = shortcut(spec.in_ch, spec.out_ch, spec.stride)
         self.blocks = nn.ModuleList(
             BottleneckFunction(spec.in_ch, spec.width, spec.out_ch, spec.stride) for _ in range(cardinality)
@@ -43,14 +50,15 @@ class MaskConnectModule(nn.Module):
             return [self.relu(s + block(x)) for block in self.blocks]
         mask = self.gates()
         if self.training and not self.gates.frozen:
-            xs = aggregate_branches_stacked(mask, inputs)
+            sums = aggregate_branches_stacked(mask, inputs)
         else:
-            xs = aggregate_branches(mask, inputs)
+            sums = aggregate_branches(mask, inputs)
+        xs = [s * self.input_scale for s in sums]
         return [self.relu(self.shortcut(x) + block(x)) for x, block in zip(xs, self.blocks, strict=True)]
 
 
 class MaskConnectCifar(nn.Module):
-    """stem → modules of C gated blocks → Σ of the last module's outputs → average pool → linear."""
+    """stem → modules of C gated blocks → mean of the last module's outputs → average pool → linear."""
 
     def __init__(
         self,
@@ -87,6 +95,7 @@ class MaskConnectCifar(nn.Module):
         z = ys[0]
         for y in ys[1:]:
             z = z + y
+        z = z * (1.0 / len(ys))
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(z, 1), 1))
 
     @torch.no_grad()

@@ -8,7 +8,7 @@ through). After training, the K largest entries of m̃_j are frozen.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 MASK_FLOOR = 1e-6  # smallest value projection gives an entry it must keep positive
 
 
-class Connectivity(str, Enum):
+class Connectivity(StrEnum):
     """How a module's connections are chosen (MaskConnect, Table 1)."""
 
     LEARNED = "learned"  # MaskConnect: sampled K-of-C masks with a learned real mask

@@ -1,1 +1,28 @@
-"""prunex.train (see DESIGN.md)."""
+"""Training: the papers' schedules (phases, gate learning, DGConv's resource constraint), checkpoints, DDP."""
+
+from prunex.train.checkpoint import (
+    CheckpointError,
+    build_model,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+from prunex.train.config import ConfigError, Phase, TrainConfig
+from prunex.train.loop import SimulatedKill, Trainer, TrainResult, train
+from prunex.train.recipes import build_config
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "Phase",
+    "SimulatedKill",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "build_config",
+    "build_model",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "save_checkpoint",
+    "train",
+]

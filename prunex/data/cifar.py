@@ -1,0 +1,49 @@
+"""CIFAR-10 / CIFAR-100 from a local directory in torchvision's format (never downloaded).
+
+Training augmentation as in the papers: 4-pixel zero padding, random 32×32 crop, horizontal flip; per-channel
+standardisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torchvision import datasets, transforms
+
+from prunex.data.registry import DatasetError, DatasetInfo, LoadedData
+
+STATS = {  # per-channel mean / std of the training images
+    10: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    100: ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+FOLDERS = {
+    10: ("cifar-10-batches-py", "data_batch_1 … data_batch_5, test_batch, batches.meta"),
+    100: ("cifar-100-python", "train, test, meta"),
+}
+
+
+def layout(classes: int) -> str:
+    folder, files = FOLDERS[classes]
+    return f"ROOT/{folder}/ holding {files} (the python version from https://www.cs.toronto.edu/~kriz/cifar.html)"
+
+
+def load_cifar(root: Path | None, classes: int, *, augment: bool = True) -> LoadedData:
+    name = f"cifar{classes}"
+    if root is None:
+        raise DatasetError(f"{name} is read from a local directory: pass --data-root ROOT with {layout(classes)}")
+    folder = root / FOLDERS[classes][0]
+    if not folder.is_dir():
+        raise DatasetError(f"{name}: {folder} does not exist; expected {layout(classes)}")
+    mean, std = STATS[classes]
+    normalise = [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    train_tf = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if augment else []
+    cls = datasets.CIFAR10 if classes == 10 else datasets.CIFAR100
+    try:
+        train = cls(str(root), train=True, transform=transforms.Compose(train_tf + normalise), download=False)
+        test = cls(str(root), train=False, transform=transforms.Compose(normalise), download=False)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+        raise DatasetError(
+            f"{name}: the files in {folder} are missing or do not match CIFAR's checksums ({err}); "
+            f"expected {layout(classes)}"
+        ) from None
+    return LoadedData(DatasetInfo(name, classes, 3, 32), train, test)

@@ -1,0 +1,84 @@
+"""One entry point for every dataset: ``load_dataset(name, root)`` → train / test splits and their shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be read: the message names the expected layout."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int
+    in_chans: int
+    image_size: int
+
+
+@dataclass
+class LoadedData:
+    info: DatasetInfo
+    train: Dataset
+    test: Dataset
+
+
+def _digits(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:
+    from prunex.data.digits import load_digits
+
+    return load_digits(augment=augment)
+
+
+def _synthetic(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:
+    from prunex.data.synthetic import load_synthetic
+
+    return load_synthetic(image_size=image_size or 16)
+
+
+def _cifar10(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:
+    from prunex.data.cifar import load_cifar
+
+    return load_cifar(root, 10, augment=augment)
+
+
+def _cifar100(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:
+    from prunex.data.cifar import load_cifar
+
+    return load_cifar(root, 100, augment=augment)
+
+
+def _imagefolder(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:
+    from prunex.data.imagefolder import load_imagefolder
+
+    return load_imagefolder(root, image_size=image_size or 224, augment=augment)
+
+
+DATASETS: dict[str, Callable[[Path | None, int | None, bool], LoadedData]] = {
+    "digits": _digits,
+    "synthetic": _synthetic,
+    "cifar10": _cifar10,
+    "cifar100": _cifar100,
+    "imagefolder": _imagefolder,
+}
+
+
+def load_dataset(
+    name: str, root: str | Path | None = None, *, image_size: int | None = None, augment: bool = True
+) -> LoadedData:
+    """Train and test splits of a dataset; ``augment`` applies the training augmentation to the train split."""
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[name](Path(root).expanduser() if root is not None else None, image_size, augment)
+
+
+def calibration_batch(name: str, root: str | Path | None = None, n: int = 32) -> torch.Tensor:
+    """The first ``n`` test images (no augmentation): real inputs for verifying compiled models."""
+    data = load_dataset(name, root, augment=False)
+    n = min(n, len(data.test))
+    return torch.stack([data.test[i][0] for i in range(n)])

@@ -1,0 +1,106 @@
+"""Checkpoints: architecture spec + state dict + training state, written atomically, read without unpickling code.
+
+A checkpoint is a dict ``{"format": "prunex.checkpoint", "version", "spec": {"name", "kwargs"}, "state_dict",
+"dataset", "config", "train_state", "metrics"}`` saved with ``torch.save`` and read with
+``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunex.models import create_model
+from prunex.models.registry import UnknownModelError
+from prunex.nn.branch_gates import BranchGates
+
+FORMAT, VERSION = "prunex.checkpoint", 1
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as a prunex checkpoint; the message says why."""
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` atomically: a kill mid-write leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and validate a checkpoint (never executes pickled code)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: not a prunex checkpoint or holds objects it may not ({_first_line(err)})"
+        ) from None
+    except Exception as err:  # torch.load's many ways of failing on a damaged file (EOF, zip, unpickler state)
+        raise CheckpointError(f"{path}: truncated or not a torch file ({_first_line(err)})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a prunex checkpoint (no '{FORMAT}' marker)")
+    if ckpt.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt['version']} is newer than this prunex ({VERSION})")
+    for key in ("spec", "state_dict"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: prunex checkpoint without '{key}'")
+    return ckpt
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def match_gate_state(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Freeze the MaskConnect gates whose connectivity the state dict holds as a fixed mask."""
+    for name, module in model.named_modules():
+        if isinstance(module, BranchGates) and f"{name}.mask" in state_dict and module.weight is not None:
+            module.freeze()
+
+
+def build_model(spec: dict[str, Any], state_dict: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """Rebuild a model from its spec and, if given, load the state dict (strictly)."""
+    try:
+        model = create_model(spec["name"], **spec.get("kwargs", {}))
+    except UnknownModelError as err:
+        raise CheckpointError(f"checkpoint names a model this prunex does not know: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"cannot build {spec['name']} from the checkpoint's arguments: {err}") from None
+    if state_dict is not None:
+        match_gate_state(model, state_dict)
+        try:
+            model.load_state_dict(state_dict, strict=True)
+        except RuntimeError as err:
+            lines = [ln.strip() for ln in str(err).splitlines()[1:4] if ln.strip()]
+            raise CheckpointError(
+                f"the checkpoint's weights do not fit {spec['name']}({spec.get('kwargs', {})}): {' '.join(lines)[:400]}"
+            ) from None
+    return model
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode, checkpoint dict)."""
+    ckpt = load_checkpoint(path)
+    return build_model(ckpt["spec"], ckpt["state_dict"]).eval(), ckpt

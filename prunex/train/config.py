@@ -1,0 +1,128 @@
+"""Training configuration: recipe defaults < config file (TOML / JSON) < command-line options.
+
+The effective configuration is saved with the run (``config.json``) and inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+SCHEDULES = ("constant", "step", "cosine")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of training with one learning-rate plan.
+
+    ``gate_lr`` 0 keeps the gates fixed; ``freeze_connectivity`` fixes MaskConnect masks at top-K when the phase
+    starts. Within a phase the LR is constant, steps by ``gamma`` at the ``milestones`` (fractions of the
+    phase), or follows a cosine to 0.
+    """
+
+    name: str
+    epochs: int
+    lr: float
+    gate_lr: float = 0.0
+    freeze_connectivity: bool = False
+    schedule: str = "constant"
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"phase {self.name!r}: epochs must be >= 1, got {self.epochs}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"phase {self.name!r}: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.lr < 0 or self.gate_lr < 0:
+            raise ConfigError(f"phase {self.name!r}: learning rates must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "maskconnect_cifar"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "digits"
+    data_root: str | None = None
+    image_size: int | None = None
+    recipe: str = "auto"
+    phases: tuple[Phase, ...] = ()
+    epochs: int | None = None  # when set, the recipe's phases are rescaled to this many epochs in total
+    batch_size: int = 64
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    budget: float | None = None  # DGConv resource constraint b: o = Σ_ℓ C_in·C_out / b
+    alpha: float = -0.02  # exponent of the constraint factor (o/ζ)^α, applied while ζ > o
+    augment: bool = True
+    amp: bool = True  # mixed precision (CUDA only)
+    device: str = "auto"
+    workers: int = 0
+    seed: int = 0
+    out: str | None = None
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(p.epochs for p in self.phases)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["phases"] = [asdict(p) for p in self.phases]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        data = dict(data)
+        if "phases" in data:
+            data["phases"] = tuple(_phase(p) for p in data["phases"])
+        return cls(**data)
+
+
+def _phase(p: dict[str, Any] | Phase) -> Phase:
+    if isinstance(p, Phase):
+        return p
+    try:
+        p = dict(p)
+        if "milestones" in p:
+            p["milestones"] = tuple(p["milestones"])
+        return Phase(**p)
+    except TypeError as err:
+        raise ConfigError(f"bad phase {p}: {err}") from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Keys of :class:`TrainConfig` from a ``.toml`` or ``.json`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text())
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"cannot parse {path}: {err}") from None
+    raise ConfigError(f"config file must end in .toml or .json, got {path.name}")
+
+
+def rescale_phases(phases: tuple[Phase, ...], total: int) -> tuple[Phase, ...]:
+    """The same phases, their lengths scaled to ``total`` epochs (each at least one)."""
+    if total < len(phases):
+        raise ConfigError(f"--epochs {total} is fewer than the recipe's {len(phases)} phases")
+    old = sum(p.epochs for p in phases)
+    scaled = [max(1, round(p.epochs * total / old)) for p in phases]
+    scaled[0] += total - sum(scaled)  # rounding remainder goes to the first phase
+    if scaled[0] < 1:
+        raise ConfigError(f"cannot split {total} epochs over the recipe's phases {[p.epochs for p in phases]}")
+    return tuple(replace(p, epochs=e) for p, e in zip(phases, scaled, strict=True))

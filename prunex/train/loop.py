@@ -1,0 +1,441 @@
+"""The training loop: phases, SGD with per-group learning rates, gate learning, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import random
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from prunex.data import DatasetInfo, load_dataset
+from prunex.models import count_parameters, create_model, model_entry
+from prunex.nn.gates import branch_gate_modules, dgconv_modules, project_gates_, total_complexity
+from prunex.train import distributed as dist_utils
+from prunex.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+from prunex.train.config import ConfigError, Phase, TrainConfig
+from prunex.train.resource import budget, complexity_summary, constrained_loss
+from prunex.train.schedule import lr_factor
+
+
+class SimulatedKill(RuntimeError):
+    """Raised by the ``kill_after_steps`` hook to stop a run abruptly (tests of resume)."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuples(state["python"]))
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(x: Any) -> Any:
+    return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def model_kwargs_for(model: str, kwargs: dict[str, Any], info: DatasetInfo) -> dict[str, Any]:
+    """The model's kwargs with ``num_classes`` / ``in_chans`` taken from the dataset where the builder has them."""
+    accepted = inspect.signature(model_entry(model).builder).parameters
+    out = dict(kwargs)
+    if "num_classes" in accepted:
+        out.setdefault("num_classes", info.num_classes)
+    if "in_chans" in accepted:
+        out.setdefault("in_chans", info.in_chans)
+    elif info.in_chans != 3:
+        raise ConfigError(f"{model} takes 3-channel images; {info.name} has {info.in_chans}")
+    return out
+
+
+def _param_groups(model: nn.Module, phase: Phase, config: TrainConfig) -> list[dict[str, Any]]:
+    dg = [m.gate for _, m in dgconv_modules(model) if m.num_gates]
+    masks = [m.weight for _, m in branch_gate_modules(model) if m.weight is not None]
+    gate_ids = {id(p) for p in dg + masks}
+    weights = [p for p in model.parameters() if id(p) not in gate_ids]
+    groups = [
+        dict(
+            params=weights,
+            base_lr=phase.lr,
+            weight_decay=config.weight_decay,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            name="weights",
+        )
+    ]
+    if dg:  # DGConv gates: the same optimiser as the weights, without decay (its sign is what matters)
+        groups.append(
+            dict(
+                params=dg,
+                base_lr=phase.gate_lr,
+                weight_decay=0.0,
+                momentum=config.momentum,
+                nesterov=config.nesterov and config.momentum > 0,
+                name="dgconv_gates",
+            )
+        )
+    if masks:  # MaskConnect: plain gradient steps on the real mask, then clipping (Algorithm 1)
+        groups.append(
+            dict(
+                params=masks, base_lr=phase.gate_lr, weight_decay=0.0, momentum=0.0, nesterov=False, name="branch_masks"
+            )
+        )
+    for g in groups:
+        g["lr"] = g["base_lr"]
+    return groups
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = g["base_lr"] * factor
+
+
+def gate_report(model: nn.Module, config: TrainConfig) -> dict[str, Any]:
+    """What the gates say now: MaskConnect blocks in use and mask spread, DGConv groups and ζ against o."""
+    report: dict[str, Any] = {}
+    gates = [m for _, m in branch_gate_modules(model)]
+    if gates and hasattr(model, "active_blocks"):
+        report["active_blocks"] = [sum(a) for a in model.active_blocks()]
+        learned = [m.weight for m in gates if m.weight is not None]
+        if learned:
+            report["mask_min_positive"] = int(min(int((w > 0).sum(1).min()) for w in learned))
+    dg = [m for _, m in dgconv_modules(model)]
+    if dg:
+        report["groups"] = [m.num_groups for m in dg]
+        report.update(complexity_summary(model, config.budget))
+    return report
+
+
+def _next_run_dir(config: TrainConfig) -> Path:
+    if config.out:
+        return Path(config.out)
+    base = Path("runs") / f"{config.model}-{config.dataset}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
+class Trainer:
+    """Runs a :class:`TrainConfig` (or resumes a run) on one process or under torchrun."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        resume: str | Path | None = None,
+        console: Console | None = None,
+        quiet: bool = False,
+        kill_after_steps: int | None = None,
+    ) -> None:
+        self.ctx = dist_utils.setup(config.device)
+        self.console = console or Console()
+        self.quiet = quiet or not self.ctx.is_main
+        self.kill_after_steps = kill_after_steps
+        self.steps_done = 0
+        self.start = (0, 0)  # (phase index, epoch in phase) to run next
+        self.history: list[dict[str, Any]] = []
+        self.resumed_state: dict[str, Any] | None = None
+        if resume is not None:
+            ckpt = load_checkpoint(resume)
+            config = replace(TrainConfig.from_dict(ckpt["config"]), device=config.device, workers=config.workers)
+            self.run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
+            config = replace(config, out=str(self.run_dir))
+            self.resumed_state = ckpt["train_state"]
+            self.history = list(ckpt.get("history", []))
+        self.config = config
+        if not config.phases:
+            raise ConfigError("no training phases: pick a recipe or give phases in a config file")
+        _seed_everything(config.seed + self.ctx.rank)
+        self.data = load_dataset(config.dataset, config.data_root, image_size=config.image_size, augment=config.augment)
+        if resume is not None:
+            self.model = build_model(ckpt["spec"], ckpt["state_dict"])
+            state = self.resumed_state
+            self.start = (state["phase"], state["epoch_in_phase"] + 1)
+            if self.start[1] >= config.phases[self.start[0]].epochs:
+                self.start = (self.start[0] + 1, 0)
+            rng = state["rng"]
+            _set_rng_state(rng[self.ctx.rank] if self.ctx.rank < len(rng) else rng[0])
+            self._rewrite_metrics_log()
+        else:
+            kwargs = model_kwargs_for(config.model, config.model_kwargs, self.data.info)
+            self.model = create_model(config.model, **kwargs)
+            self.run_dir = self._claim_run_dir()
+        self.model.to(self.ctx.device)
+        self.checkpoint_path = self.run_dir / "checkpoint.pt"
+        self.use_amp = config.amp and self.ctx.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.budget_o = budget(self.model, config.budget) if config.budget else None
+
+    # -- set-up ----------------------------------------------------------------------------------------
+    def _claim_run_dir(self) -> Path:
+        path = None
+        if self.ctx.is_main:
+            path = _next_run_dir(self.config)
+            if (path / "checkpoint.pt").exists():
+                raise ConfigError(f"{path} already holds a run; resume it with --resume {path} or pick a new --out")
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        return Path(dist_utils.gather_objects(self.ctx, str(path) if path else None)[0])
+
+    def _loaders(self) -> tuple[DataLoader, DataLoader, DistributedSampler]:
+        ctx, cfg = self.ctx, self.config
+        sampler = DistributedSampler(
+            self.data.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed
+        )
+        pin = ctx.device.type == "cuda"
+        train = DataLoader(
+            self.data.train,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            num_workers=cfg.workers,
+            pin_memory=pin,
+            drop_last=len(self.data.train) // ctx.world_size > cfg.batch_size,
+        )
+        shard = Subset(self.data.test, list(range(ctx.rank, len(self.data.test), ctx.world_size)))
+        test = DataLoader(shard, batch_size=max(cfg.batch_size, 256), num_workers=cfg.workers, pin_memory=pin)
+        return train, test, sampler
+
+    def _wrap(self) -> nn.Module:
+        if not self.ctx.distributed:
+            return self.model
+        ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids)
+
+    # -- one epoch ---------------------------------------------------------------------------------------
+    def _train_epoch(self, net, loader, optimizer, phase: Phase, epoch_in_phase: int, progress, label: str):
+        self.model.train()
+        dev, steps = self.ctx.device, len(loader)
+        learn_gates = phase.gate_lr > 0
+        loss_sum = correct = count = 0.0
+        task = progress.add_task(label, total=steps, loss=float("nan"), acc=float("nan")) if progress else None
+        for step, (x, y) in enumerate(loader):
+            _set_lr(optimizer, lr_factor(phase, epoch_in_phase, step, steps))
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            with torch.autocast(dev.type, dtype=torch.float16, enabled=self.use_amp):
+                logits = net(x)
+                loss = nn.functional.cross_entropy(logits, y)
+            objective = loss
+            if self.budget_o is not None and learn_gates:
+                objective = constrained_loss(loss, total_complexity(self.model), self.budget_o, self.config.alpha)
+            optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(objective).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+            project_gates_(self.model)
+            n = y.numel()
+            loss_sum += float(loss.detach()) * n
+            correct += float((logits.detach().argmax(1) == y).sum())
+            count += n
+            self.steps_done += 1
+            if task is not None:
+                progress.update(task, advance=1, loss=loss_sum / count, acc=100 * correct / count)
+            if self.kill_after_steps is not None and self.steps_done >= self.kill_after_steps:
+                raise SimulatedKill(f"stopped after {self.steps_done} steps")
+        loss_sum, correct, count = dist_utils.all_reduce_sum(self.ctx, [loss_sum, correct, count])
+        return loss_sum / max(count, 1), correct / max(count, 1)
+
+    @torch.no_grad()
+    def evaluate(self, loader) -> tuple[float, float]:
+        self.model.eval()
+        loss_sum = correct = count = 0.0
+        for x, y in loader:
+            x, y = x.to(self.ctx.device), y.to(self.ctx.device)
+            with torch.autocast(self.ctx.device.type, dtype=torch.float16, enabled=self.use_amp):
+                logits = self.model(x)
+            loss_sum += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+            correct += float((logits.argmax(1) == y).sum())
+            count += y.numel()
+        loss_sum, correct, count = dist_utils.all_reduce_sum(self.ctx, [loss_sum, correct, count])
+        return loss_sum / max(count, 1), correct / max(count, 1)
+
+    # -- the run -----------------------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        cfg, t0 = self.config, time.perf_counter()
+        train_loader, test_loader, sampler = self._loaders()
+        first_epoch = sum(p.epochs for p in cfg.phases[: self.start[0]]) + self.start[1]
+        progress = None
+        if not self.quiet:
+            progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1f}%"),
+                TimeElapsedColumn(),
+                console=self.console,
+            )
+            progress.start()
+            self._print_header(first_epoch)
+        try:
+            epoch = first_epoch
+            for p_idx in range(self.start[0], len(cfg.phases)):
+                phase = cfg.phases[p_idx]
+                mid_phase = p_idx == self.start[0] and self.start[1] > 0
+                if phase.freeze_connectivity:
+                    for _, m in branch_gate_modules(self.model):
+                        m.freeze()
+                net = self._wrap()
+                optimizer = torch.optim.SGD(_param_groups(self.model, phase, cfg), lr=phase.lr)
+                if mid_phase and self.resumed_state is not None:
+                    optimizer.load_state_dict(self.resumed_state["optimizer"])
+                    if self.resumed_state.get("scaler"):
+                        self.scaler.load_state_dict(self.resumed_state["scaler"])
+                for e_in in range(self.start[1] if p_idx == self.start[0] else 0, phase.epochs):
+                    sampler.set_epoch(epoch)
+                    tic = time.perf_counter()
+                    label = f"{phase.name:<18} epoch {epoch + 1:>3}/{cfg.total_epochs}"
+                    train_loss, train_acc = self._train_epoch(
+                        net, train_loader, optimizer, phase, e_in, progress, label
+                    )
+                    test_loss, test_acc = self.evaluate(test_loader)
+                    metrics = {
+                        "epoch": epoch + 1,
+                        "phase": phase.name,
+                        "lr": phase.lr * lr_factor(phase, e_in, 0, 1),
+                        "train_loss": train_loss,
+                        "train_acc": train_acc,
+                        "test_loss": test_loss,
+                        "test_acc": test_acc,
+                        "seconds": time.perf_counter() - tic,
+                        **gate_report(self.model, cfg),
+                    }
+                    self._end_epoch(metrics, p_idx, e_in, optimizer)
+                    epoch += 1
+        finally:
+            if progress is not None:
+                progress.stop()
+        result = TrainResult(
+            self.run_dir,
+            self.checkpoint_path,
+            self.history[-1] if self.history else {},
+            self.history,
+            time.perf_counter() - t0,
+        )
+        if not self.quiet:
+            self._print_summary(result)
+        dist_utils.teardown(self.ctx)
+        return result
+
+    def _end_epoch(self, metrics: dict[str, Any], p_idx: int, e_in: int, optimizer) -> None:
+        self.history.append(metrics)
+        rngs = dist_utils.gather_objects(self.ctx, _rng_state())
+        if self.ctx.is_main:
+            save_checkpoint(
+                self.checkpoint_path,
+                {
+                    "spec": self.model.prunex_spec,
+                    "state_dict": self.model.state_dict(),
+                    "dataset": {**vars(self.data.info), "root": self.config.data_root},
+                    "config": self.config.to_dict(),
+                    "train_state": {
+                        "phase": p_idx,
+                        "epoch_in_phase": e_in,
+                        "epoch": metrics["epoch"],
+                        "optimizer": optimizer.state_dict(),
+                        "scaler": self.scaler.state_dict() if self.use_amp else None,
+                        "rng": rngs,
+                        "world_size": self.ctx.world_size,
+                    },
+                    "history": self.history,
+                    "metrics": metrics,
+                },
+            )
+            # after the checkpoint, so the log never runs ahead of it; a resume rewrites it from the checkpoint
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+        dist_utils.barrier(self.ctx)
+
+    def _rewrite_metrics_log(self) -> None:
+        if self.ctx.is_main:
+            lines = "".join(json.dumps(m) + "\n" for m in self.history)
+            (self.run_dir / "metrics.jsonl").write_text(lines)
+
+    # -- reporting ---------------------------------------------------------------------------------------
+    def _print_header(self, first_epoch: int) -> None:
+        counts = count_parameters(self.model)
+        what = "resuming" if first_epoch else "training"
+        self.console.print(
+            f"[bold]{what}[/bold] {self.config.model} on {self.config.dataset} "
+            f"({counts['params']:,} weights, {counts['gates']:,} gates) on {self.ctx.device}"
+            f"{f' × {self.ctx.world_size} processes' if self.ctx.distributed else ''}; "
+            f"{self.config.total_epochs} epochs in {len(self.config.phases)} phase(s); run directory {self.run_dir}"
+        )
+
+    def _print_summary(self, result: TrainResult) -> None:
+        table = Table(title="training summary (accuracy at the end of each phase)", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("phase", no_wrap=True)
+        for col in ("ep", "lr", "gate lr", "loss", "train", "test", "best"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for phase in self.config.phases:
+            rows = [m for m in result.history if m["phase"] == phase.name]
+            if not rows:
+                continue
+            last = rows[-1]
+            table.add_row(
+                phase.name,
+                str(phase.epochs),
+                f"{phase.lr:g}",
+                f"{phase.gate_lr:g}",
+                f"{last['train_loss']:.4f}",
+                f"{100 * last['train_acc']:.1f}%",
+                f"{100 * last['test_acc']:.1f}%",
+                f"{100 * max(m['test_acc'] for m in rows):.1f}%",
+            )
+        self.console.print(table)
+        last = result.metrics
+        extra = ""
+        if "active_blocks" in last:
+            extra = f"; blocks in use per module {last['active_blocks']}"
+        if "zeta" in last:
+            extra = f"; DGConv groups {last['groups']}, ζ = {last['zeta']:,.0f}" + (
+                f" (budget o = {last['budget_o']:,.0f})" if "budget_o" in last else ""
+            )
+        self.console.print(
+            f"test accuracy {100 * last.get('test_acc', 0):.2f}% after {result.seconds:.0f} s{extra}\n"
+            f"checkpoint: [bold]{result.checkpoint}[/bold]   metrics: {self.run_dir / 'metrics.jsonl'}"
+        )
+
+
+def train(config: TrainConfig, **kwargs: Any) -> TrainResult:
+    """Train ``config`` (see :class:`Trainer` for the keyword arguments)."""
+    return Trainer(config, **kwargs).fit()

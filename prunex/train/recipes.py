@@ -1,0 +1,140 @@
+"""The papers' training schedules, and short ones for the offline datasets.
+
+``paper`` recipes (CIFAR / ImageNet-style folders):
+
+- MaskConnect (and its ResNeXt baseline), CIFAR: 4 phases, 120 epochs at LR 0.1 learning the masks at LR 0.2, then
+  connectivity frozen at top-K: 100 epochs at 0.1, 50 at 0.01, 50 at 0.001; batch 128, weight decay 5e-4,
+  momentum 0.9. ImageNet: 4 × 30 epochs at 0.1 (masks 0.2), 0.1, 0.01, 0.001, weight decay 1e-4, batch 256.
+- DGConv (G-ResNeXt): SGD momentum 0.9, weight decay 1e-4, cosine LR; resource constraint b = 32, α = −0.02.
+- Multi-ResNet: 200 epochs, LR 0.1 divided by 10 at 50 % and 75 %, weight decay 1e-4, momentum 0.9, batch 128.
+- SparseNet: 300 epochs, LR 0.1 divided by 10 at epochs 150 and 225, Nesterov 0.9, weight decay 1e-4, batch 64.
+
+``quick`` recipes keep each family's shape (phases, gate learning) at a length that runs in minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prunex.train.config import ConfigError, Phase, TrainConfig, read_config_file, rescale_phases
+
+RECIPES = ("auto", "quick", "paper")
+PAPER_DATASETS = ("cifar10", "cifar100", "imagefolder")
+QUICK_LR = 0.05  # 0.1 with batch 64 is unstable on the 1,437 digits images
+
+
+def family(model: str) -> str:
+    if model.startswith("maskconnect"):
+        return "maskconnect"
+    if model.startswith("g_resnext"):
+        return "dgconv"
+    if model.startswith("resnext"):
+        return "resnext"
+    if model.startswith("multiresnet"):
+        return "multiresnet"
+    if model.startswith("sparsenet"):
+        return "sparsenet"
+    return "other"
+
+
+def _maskconnect_phases(epochs: tuple[int, int, int, int], learn_gates: bool, lr: float = 0.1) -> tuple[Phase, ...]:
+    e1, e2, e3, e4 = epochs
+    return (
+        Phase("learn-connectivity" if learn_gates else "train", e1, lr, gate_lr=0.2 if learn_gates else 0.0),
+        Phase("fine-tune-1", e2, lr, freeze_connectivity=True),
+        Phase("fine-tune-2", e3, lr / 10),
+        Phase("fine-tune-3", e4, lr / 100),
+    )
+
+
+def paper_recipe(model: str, dataset: str) -> dict[str, Any]:
+    fam, imagenet = family(model), dataset == "imagefolder"
+    if fam in ("maskconnect", "resnext"):
+        learn = fam == "maskconnect"
+        if imagenet:
+            return dict(
+                phases=_maskconnect_phases((30, 30, 30, 30), learn), batch_size=256, weight_decay=1e-4, nesterov=False
+            )
+        return dict(
+            phases=_maskconnect_phases((120, 100, 50, 50), learn), batch_size=128, weight_decay=5e-4, nesterov=False
+        )
+    if fam == "dgconv":
+        epochs = 100 if imagenet else 300
+        return dict(
+            phases=(
+                Phase(
+                    "learn-groups",
+                    epochs,
+                    0.2 if imagenet else 0.1,
+                    gate_lr=0.2 if imagenet else 0.1,
+                    schedule="cosine",
+                ),
+            ),
+            batch_size=512 if imagenet else 128,
+            weight_decay=1e-4,
+            nesterov=False,
+            budget=32.0,
+            alpha=-0.02,
+        )
+    if fam == "multiresnet":
+        return dict(
+            phases=(Phase("train", 200, 0.1, schedule="step", milestones=(0.5, 0.75)),),
+            batch_size=128,
+            weight_decay=1e-4,
+            nesterov=False,
+        )
+    if fam == "sparsenet":
+        return dict(
+            phases=(Phase("train", 300, 0.1, schedule="step", milestones=(0.5, 0.75)),),
+            batch_size=64,
+            weight_decay=1e-4,
+            nesterov=True,
+        )
+    raise ConfigError(f"no paper recipe for {model}; pass phases in a config file or use --recipe quick")
+
+
+def quick_recipe(model: str, dataset: str) -> dict[str, Any]:
+    fam = family(model)
+    if fam in ("maskconnect", "resnext"):
+        return dict(phases=_maskconnect_phases((8, 6, 3, 3), fam == "maskconnect", lr=QUICK_LR), batch_size=64)
+    if fam == "dgconv":
+        return dict(
+            phases=(
+                Phase("learn-groups", 12, QUICK_LR, gate_lr=QUICK_LR, schedule="cosine"),
+                Phase("fine-tune", 4, QUICK_LR / 10),
+            ),
+            batch_size=64,
+            budget=8.0,
+            # NOTE: the paper's α = −0.02 is too weak for a run this short: on synthetic data a small G-ResNeXt ended
+            # 8 epochs at ζ = 1.9·o (b = 16) and 1.7·o (b = 2); α = −0.2 ends within budget for both.
+            alpha=-0.2,
+        )
+    return dict(phases=(Phase("train", 15, QUICK_LR, schedule="cosine"),), batch_size=64)
+
+
+def recipe_defaults(recipe: str, model: str, dataset: str) -> dict[str, Any]:
+    """Config fields a recipe sets; ``auto`` is ``paper`` on CIFAR / image folders and ``quick`` elsewhere."""
+    if recipe not in RECIPES:
+        raise ConfigError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+    if recipe == "auto":
+        recipe = "paper" if dataset in PAPER_DATASETS else "quick"
+    return paper_recipe(model, dataset) if recipe == "paper" else quick_recipe(model, dataset)
+
+
+# `prunex train` with no arguments: the MaskConnect {20, 4, 8} network of the paper's Fig. 2, fan-in 4.
+DEFAULT_MODEL_KWARGS = {"depth": 20, "bottleneck_width": 4, "cardinality": 8, "fan_in": 4}
+
+
+def build_config(options: dict[str, Any], config_file: str | None = None) -> TrainConfig:
+    """Recipe defaults < config file < explicit options (``None`` values are treated as not given)."""
+    explicit = read_config_file(config_file) if config_file else {}
+    explicit.update({k: v for k, v in options.items() if v is not None})
+    model = explicit.get("model", TrainConfig.model)
+    if "model" not in explicit and "model_kwargs" not in explicit:
+        explicit["model_kwargs"] = dict(DEFAULT_MODEL_KWARGS)
+    dataset = explicit.get("dataset", TrainConfig.dataset)
+    fields = recipe_defaults(explicit.get("recipe", "auto"), model, dataset)
+    config = TrainConfig.from_dict({**fields, **explicit})
+    if config.epochs is not None:
+        config = TrainConfig.from_dict({**config.to_dict(), "phases": rescale_phases(config.phases, config.epochs)})
+    return config
