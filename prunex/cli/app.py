@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from prunex import __version__
-from prunex.cli import models_cmd, train_cmd
+from prunex.cli import compress_cmd, models_cmd, train_cmd
 
 app = typer.Typer(
     name="prunex",
@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("train")(train_cmd.train)
+app.command("compress")(compress_cmd.compress)
 app.command("models")(models_cmd.models)
 
 

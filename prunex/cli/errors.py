@@ -11,10 +11,11 @@ from rich.markup import escape
 
 from prunex.data import DatasetError
 from prunex.models import UnknownModelError
+from prunex.passes.serialization import SerializationError
 from prunex.train.checkpoint import CheckpointError
 from prunex.train.config import ConfigError
 
-USER_ERRORS = (ConfigError, DatasetError, CheckpointError, UnknownModelError, FileExistsError)
+USER_ERRORS = (ConfigError, DatasetError, CheckpointError, UnknownModelError, FileExistsError, SerializationError)
 EXIT_USER_ERROR = 2
 
 

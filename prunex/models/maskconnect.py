@@ -52,7 +52,7 @@ class MaskConnectModule(nn.Module):
         if self.training and not self.gates.frozen:
             sums = aggregate_branches_stacked(mask, inputs)
         else:
-            sums = aggregate_branches(mask, inputs)
+            sums = aggregate_branches(mask, inputs, len(self.blocks))
         xs = [s * self.input_scale for s in sums]
         return [self.relu(self.shortcut(x) + block(x)) for x, block in zip(xs, self.blocks, strict=True)]
 

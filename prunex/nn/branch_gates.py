@@ -48,12 +48,19 @@ def sample_k_of_c(probs: Tensor, k: int, generator: torch.Generator | None = Non
     return mask
 
 
-def topk_mask(weights: Tensor, k: int) -> Tensor:
-    """Deterministic binary mask of the k largest entries per row (ties broken by lowest index)."""
-    c = weights.shape[1]
-    # A stable descending sort breaks ties by index, so the result does not depend on the backend.
-    idx = torch.sort(weights.detach(), dim=1, descending=True, stable=True).indices[:, :k]
-    return torch.zeros(weights.shape[0], c, dtype=weights.dtype, device=weights.device).scatter_(1, idx, 1.0)
+def topk_mask(weights: Tensor, k: int, priority: Tensor | None = None) -> Tensor:
+    """Deterministic binary mask of the k largest entries per row.
+
+    Ties (common once the clipped real masks saturate at 1) go to the higher ``priority``, or to the lower index
+    without one; two stable sorts make this exact and independent of the backend.
+    """
+    w = weights.detach()
+    order = torch.arange(w.shape[1], device=w.device).expand_as(w)
+    if priority is not None:
+        order = torch.sort(priority.to(w.device), dim=1, descending=True, stable=True).indices
+    by_value = torch.sort(w.gather(1, order), dim=1, descending=True, stable=True).indices[:, :k]
+    idx = order.gather(1, by_value)
+    return torch.zeros(w.shape, dtype=weights.dtype, device=weights.device).scatter_(1, idx, 1.0)
 
 
 class BranchGates(nn.Module):
@@ -80,6 +87,9 @@ class BranchGates(nn.Module):
             init = 0.5 + 0.01 * (torch.rand(num_blocks, num_inputs, generator=generator) - 0.5)
             self.weight = nn.Parameter(init)
             self.register_buffer("mask", None)
+            # NOTE: top-K among equal values is left open by the paper; a fixed random priority breaks such ties
+            # (by index they would all go to branch 0 once the clipped masks saturate).
+            self.register_buffer("priority", torch.rand(num_blocks, num_inputs, generator=generator))
         elif self.connectivity is Connectivity.FIXED_RANDOM:
             self.weight = None
             uniform = torch.ones(num_blocks, num_inputs)
@@ -97,22 +107,22 @@ class BranchGates(nn.Module):
         """The deterministic mask: the frozen one, or top-K of the real mask."""
         if self.mask is not None:
             return self.mask
-        return topk_mask(self.weight, self.fan_in)
+        return topk_mask(self.weight, self.fan_in, self.priority)
 
     def forward(self) -> Tensor:
         """The mask to apply now: sampled with a straight-through gradient when learning, else constant."""
         if self.mask is not None:
             return self.mask
         if not self.training:
-            return topk_mask(self.weight, self.fan_in)
+            return topk_mask(self.weight, self.fan_in, self.priority)
         sampled = sample_k_of_c(self.weight, self.fan_in)
-        return sampled + self.weight - self.weight.detach()
+        return sampled + (self.weight - self.weight.detach())  # exactly binary in value
 
     @torch.no_grad()
     def freeze(self) -> None:
         """Fix the connectivity at top-K of the real mask; the real mask stops being a parameter."""
         if self.mask is None:
-            mask = topk_mask(self.weight, self.fan_in)
+            mask = topk_mask(self.weight, self.fan_in, self.priority)
             self.weight = None
             self.mask = mask
 
@@ -126,7 +136,7 @@ class BranchGates(nn.Module):
         w.clamp_(0.0, 1.0)
         short = (w > 0).sum(1) < self.fan_in
         if short.any():
-            keep = topk_mask(w[short], self.fan_in).bool()
+            keep = topk_mask(w[short], self.fan_in, self.priority[short]).bool()
             w[short] = torch.where(keep, w[short].clamp(min=MASK_FLOOR), w[short])
 
     def extra_repr(self) -> str:
@@ -136,14 +146,15 @@ class BranchGates(nn.Module):
         )
 
 
-def aggregate_branches(mask: Tensor, outputs: list[Tensor]) -> list[Tensor]:
-    """x_j = Σ_k m_jk · y_k for every block j.
+def aggregate_branches(mask: Tensor, outputs: list[Tensor], num_blocks: int) -> list[Tensor]:
+    """x_j = Σ_k m_jk · y_k for the ``num_blocks`` blocks j.
 
     Written term by term so that a traced graph shows each gate product (constant folding then removes the
-    0-gated terms and turns the 1-gated ones into plain additions).
+    0-gated terms and turns the 1-gated ones into plain additions). The block count is passed in, not read
+    from the mask, so the loop is static under torch.fx tracing.
     """
     inputs = []
-    for j in range(mask.shape[0]):
+    for j in range(num_blocks):
         x = mask[j, 0] * outputs[0]
         for k in range(1, len(outputs)):
             x = x + mask[j, k] * outputs[k]

@@ -39,7 +39,7 @@ def binarize_gates(gate: Tensor) -> Tensor:
     (the paper's eq. 6 would map -0.0 to 1).
     """
     hard = (~torch.signbit(gate)).to(gate.dtype)
-    return hard + gate - gate.detach()
+    return hard + (gate - gate.detach())  # exactly hard in value: (g̃ − g̃) is 0 before the addition
 
 
 def relation_matrix(gates: Tensor, r_out: int = 1, r_in: int = 1) -> Tensor:

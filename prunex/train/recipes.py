@@ -106,8 +106,9 @@ def quick_recipe(model: str, dataset: str) -> dict[str, Any]:
             batch_size=64,
             budget=8.0,
             # NOTE: the paper's α = −0.02 is too weak for a run this short: on synthetic data a small G-ResNeXt ended
-            # 8 epochs at ζ = 1.9·o (b = 16) and 1.7·o (b = 2); α = −0.2 ends within budget for both.
-            alpha=-0.2,
+            # 8 epochs at ζ = 1.9·o (b = 16) and 1.7·o (b = 2). α = −0.2 ended within budget for 2 of 3 seeds,
+            # α = −0.5 for all three, each keeping more connections under the looser budget.
+            alpha=-0.5,
         )
     return dict(phases=(Phase("train", 15, QUICK_LR, schedule="cosine"),), batch_size=64)
 

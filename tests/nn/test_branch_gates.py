@@ -53,7 +53,7 @@ def test_learned_gates_sample_in_training_and_are_deterministic_top_k_in_eval():
     assert len(masks) > 1  # stochastic while training
     gates.eval()
     assert torch.equal(gates(), gates())
-    assert torch.equal(gates(), topk_mask(gates.weight, 3))
+    assert torch.equal(gates(), topk_mask(gates.weight, 3, gates.priority))
     assert torch.all(gates().sum(1) == 3)
 
 
@@ -101,7 +101,7 @@ def test_fixed_random_keeps_k_random_connections():
 def test_freeze_fixes_top_k():
     torch.manual_seed(0)
     gates = BranchGates(6, 6, 2)
-    expected = topk_mask(gates.weight, 2)
+    expected = topk_mask(gates.weight, 2, gates.priority)
     gates.freeze()
     assert gates.frozen and gates.weight is None
     assert torch.equal(gates(), expected)
@@ -110,5 +110,18 @@ def test_freeze_fixes_top_k():
 def test_term_by_term_and_stacked_aggregation_agree():
     mask = sample_k_of_c(torch.rand(5, 5), 2)
     ys = [torch.randn(2, 3, 4, 4) for _ in range(5)]
-    for a, b in zip(aggregate_branches(mask, ys), aggregate_branches_stacked(mask, ys), strict=True):
+    for a, b in zip(aggregate_branches(mask, ys, 5), aggregate_branches_stacked(mask, ys), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_ties_are_broken_by_a_fixed_priority_not_by_index():
+    gates = BranchGates(8, 8, 1, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        gates.weight.fill_(1.0)  # saturated masks: every entry ties
+    gates.eval()
+    picks = gates().argmax(1)
+    assert len(set(picks.tolist())) > 1  # not everyone reads branch 0
+    assert torch.equal(gates(), gates())  # still deterministic
+    assert torch.equal(picks, gates.priority.argmax(1))
+    plain = topk_mask(torch.ones(3, 4), 2)
+    assert torch.equal(plain, torch.tensor([[1.0, 1, 0, 0]] * 3))  # without a priority: lowest index

@@ -124,3 +124,11 @@ def test_relation_matrix_is_kronecker_of_factors():
     u = relation_matrix(g, r_out=2, r_in=1)
     expected = torch.kron(torch.kron(torch.ones(2, 2), torch.eye(2)), torch.ones(2, 1))
     assert torch.equal(u, expected)
+
+
+def test_straight_through_values_are_exactly_binary_for_any_gate_magnitude():
+    layer = DGConv2d(16, 16, 1)
+    with torch.no_grad():
+        layer.gate.copy_(torch.tensor([0.37, -2.5, 1e3, -1e-3]))
+    u = layer.relation_matrix()
+    assert set(u.detach().unique().tolist()) == {0.0, 1.0}

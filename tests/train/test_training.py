@@ -3,14 +3,15 @@ import json
 import pytest
 import torch
 
-from prunex.nn.branch_gates import BranchGates
+from prunex.nn.branch_gates import BranchGates, topk_mask
 from prunex.train import SimulatedKill, TrainConfig, Trainer, build_config, load_checkpoint, train
 from tests.train.helpers import tiny_config
 
 
 def test_masks_move_during_phase_one_and_keep_k_positive_entries(tmp_path):
     trainer = Trainer(tiny_config(tmp_path / "run"), quiet=True)
-    initial = [m.weight.detach().clone() for m in trainer.model.modules() if isinstance(m, BranchGates)]
+    gates = [m for m in trainer.model.modules() if isinstance(m, BranchGates)]
+    initial = [topk_mask(m.weight, 2, m.priority) for m in gates]
     result = trainer.fit()
     phase1 = [m for m in result.history if m["phase"] == "learn-connectivity"]
     assert all(m["mask_min_positive"] >= 2 for m in phase1)  # K = 2
@@ -19,15 +20,9 @@ def test_masks_move_during_phase_one_and_keep_k_positive_entries(tmp_path):
     # so compare the frozen masks with top-K of the initial ones: learning changed which connections win.
     frozen = [v for k, v in ckpt["state_dict"].items() if k.endswith("gates.mask")]
     assert len(frozen) == len(initial)
-    changed = sum(int((f != _topk(i, 2)).any()) for f, i in zip(frozen, initial, strict=True))
+    changed = sum(int((f != i).any()) for f, i in zip(frozen, initial, strict=True))
     assert changed >= 1
     assert all(torch.all(f.sum(1) == 2) for f in frozen)
-
-
-def _topk(w, k):
-    from prunex.nn.branch_gates import topk_mask
-
-    return topk_mask(w, k)
 
 
 def test_masks_move_measurably_while_learning(tmp_path):

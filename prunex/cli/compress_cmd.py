@@ -1,0 +1,153 @@
+"""``prunex compress``: compile a trained gated checkpoint into a verified network of standard layers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from prunex.cli.errors import handle_errors
+
+OUTPUT_FILES = ("model.json", "model.safetensors", "report.json", "failure.json")
+EXIT_NOT_EQUIVALENT = 3
+
+
+def calibration_inputs(ckpt: dict[str, Any], n: int) -> tuple[torch.Tensor, str]:
+    """Up to ``n`` real test images of the checkpoint's dataset plus ``n`` random ones, and where they came from."""
+    from prunex.data import DatasetError, calibration_batch
+
+    info = ckpt.get("dataset") or {}
+    shape = (info.get("in_chans", 3), info.get("image_size", 32), info.get("image_size", 32))
+    noise = torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))
+    if not info.get("name"):
+        return noise, "random (the checkpoint names no dataset)"
+    try:
+        real = calibration_batch(info["name"], info.get("root"), n)
+    except DatasetError as err:
+        return noise, f"random ({info['name']} is not readable here: {err})"
+    return torch.cat([real, noise[: len(real)]]), f"{len(real)} {info['name']} test images + {len(real)} random"
+
+
+def _check_out(out: Path, force: bool) -> None:
+    taken = [f for f in OUTPUT_FILES if (out / f).exists()]
+    if taken and not force:
+        raise FileExistsError(
+            f"{out} already holds a compressed model ({', '.join(taken)}); pass --force to replace it"
+        )
+    for f in taken:
+        (out / f).unlink()
+
+
+def compress(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint from `prunex train` (file or run directory)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output directory (default: RUN_DIR/compressed)."),
+    force: bool = typer.Option(False, "--force", help="Replace a compressed model already in the output directory."),
+    fold_bn: bool = typer.Option(True, "--fold-bn/--no-fold-bn", help="Fold BatchNorm into the preceding convs."),
+    merge: bool = typer.Option(True, "--merge/--no-merge", help="Merge parallel branches into wide / grouped convs."),
+    tolerance: float = typer.Option(
+        1e-4, "--tolerance", help="Accepted max |Δ| per pass, relative to the output scale."
+    ),
+    calibration: int = typer.Option(32, "--calibration", help="Real test images to verify on (plus as many random)."),
+) -> None:
+    """Compile the learned structure away and verify every pass; writes model.json + model.safetensors (standard
+    layers, no pickle) and report.json.
+
+    Passes: fold gate constants → remove dead blocks → CSE → fold BN → merge branches → DGConv to grouped convs →
+    fold permutations → remove no-ops. A pass that changes the output beyond the tolerance stops the run and
+    writes failure.json instead.
+    """
+    from prunex.passes import CompressOptions, PassVerificationError
+    from prunex.passes import compress as run_compress
+    from prunex.passes.pipeline import default_passes
+    from prunex.passes.serialization import save_compressed
+    from prunex.train.checkpoint import model_from_checkpoint
+
+    console = Console()
+    with handle_errors(console):
+        model, ckpt = model_from_checkpoint(checkpoint)
+        run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+        out = out or run_dir / "compressed"
+        _check_out(out, force)
+        x, source = calibration_inputs(ckpt, calibration)
+        options = CompressOptions(fold_bn=fold_bn, merge_branches=merge, tolerance=tolerance)
+        console.print(f"compressing {ckpt['spec']['name']} from {checkpoint}; verifying on {source}")
+        progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), console=console)
+        task = progress.add_task("freeze + trace", total=len(default_passes(options)) + 1)
+
+        def advance(record) -> None:
+            progress.update(task, advance=1, description=record.name)
+
+        try:
+            with progress:
+                gm, report = run_compress(model, x[:1], calibration=x, options=options, on_pass=advance)
+        except PassVerificationError as err:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "failure.json").write_text(json.dumps(err.report, indent=2) + "\n")
+            console.print(
+                f"[bold red]not equivalent:[/bold red] {escape(str(err))}\ndiff report: {out / 'failure.json'}"
+            )
+            raise typer.Exit(EXIT_NOT_EQUIVALENT) from None
+        report["checkpoint"] = str(checkpoint)
+        report["calibration"] = source
+        save_compressed(
+            gm,
+            out,
+            {
+                "source": ckpt["spec"],
+                "input_shape": report["input_shape"],
+                "dataset": ckpt.get("dataset"),
+                "totals": report["totals"],
+            },
+        )
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        print_report(console, report)
+        console.print(
+            f"compressed model: [bold]{out}[/bold] (model.json, model.safetensors)   report: {out / 'report.json'}"
+        )
+
+
+def print_report(console: Console, report: dict[str, Any]) -> None:
+    table = Table(
+        title="passes, each verified against the graph before it (rel |Δ| = max |Δ| / max |output|)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("pass", no_wrap=True)
+    for col in ("rel |Δ|", "top-1", "params", "MMACs", "layers"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in report["passes"]:
+        layers = len(r["added"]) + len(r["removed"]) + len(r["changed"])
+        table.add_row(
+            r["name"],
+            f"{r['max_rel_err']:.1e}",
+            f"{100 * r['top1_agreement']:.0f}%",
+            f"{r['params']:,}",
+            f"{r['flops'] / 1e6:,.2f}",
+            str(layers),
+        )
+    console.print(table)
+    t = report["totals"]
+    console.print(
+        f"params {t['params_before']:,} → {t['params_after']:,} ({t['params_after'] / t['params_before']:.1%}), "
+        f"MACs {t['flops_before']:,} → {t['flops_after']:,} ({t['flops_after'] / max(t['flops_before'], 1):.1%}); "
+        f"compressed vs frozen: max |Δ| {t['end_to_end_max_abs_err']:.1e}, "
+        f"top-1 agreement {100 * t['end_to_end_top1_agreement']:.1f}%"
+    )
+    if report["blocks_removed"]:
+        removed = "; ".join(f"{k}: {v}" for k, v in report["blocks_removed"].items())
+        console.print(f"blocks removed: {removed}")
+    if report["groups"]:
+        groups = ", ".join(str(g["learned_groups"]) for g in report["groups"])
+        console.print(f"DGConv groups (dense before): {groups}")
+    if report["gathers_remaining"]:
+        console.print(
+            f"[yellow]channel gathers kept (nothing could absorb them):[/yellow] {report['gathers_remaining']}"
+        )

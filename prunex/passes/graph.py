@@ -1,0 +1,141 @@
+"""The IR: a torch.fx GraphModule of the frozen model, and the small helpers passes share."""
+
+from __future__ import annotations
+
+import copy
+import operator
+from collections.abc import Iterable
+
+import torch
+from torch import fx, nn
+
+from prunex.nn.dgconv import DGConv2d
+from prunex.nn.gates import freeze_gates
+
+# In-place operators traced from eager code, and their out-of-place twins.
+OUT_OF_PLACE = {operator.iadd: operator.add, operator.imul: operator.mul}
+
+
+class PrunexTracer(fx.Tracer):
+    """Standard leaves plus DGConv2d, which the lowering pass rewrites as a whole. Buffers (frozen gate masks)
+    become get_attr nodes, so the gate arithmetic stays visible in the graph."""
+
+    proxy_buffer_attributes = True
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, DGConv2d) or super().is_leaf_module(m, qualname)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """A copy with every gate constant: eval mode (BN statistics, top-K masks), masks frozen, no in-place ops."""
+    frozen = copy.deepcopy(model).eval()
+    freeze_gates(frozen)
+    for m in frozen.modules():
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    return frozen
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """Trace a frozen model; in-place arithmetic becomes out-of-place where nothing else reads the operand."""
+    graph = PrunexTracer().trace(model)
+    gm = fx.GraphModule(model, graph, model.__class__.__name__)
+    for node in list(gm.graph.nodes):
+        if node.op == "call_function" and node.target in OUT_OF_PLACE and len(node.args[0].users) == 1:
+            node.target = OUT_OF_PLACE[node.target]
+    return finish(gm)
+
+
+def finish(gm: fx.GraphModule) -> fx.GraphModule:
+    """Check the graph, drop the submodules and root-level constants it no longer uses, regenerate code."""
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    used = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
+    for name in [b for b in gm._buffers if b not in used]:
+        del gm._buffers[name]
+    gm.recompile()
+    return gm
+
+
+def module_of(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
+    return gm.get_submodule(node.target) if node.op == "call_module" else None
+
+
+def is_module(gm: fx.GraphModule, node: fx.Node, kinds: type | tuple[type, ...]) -> bool:
+    return node.op == "call_module" and isinstance(gm.get_submodule(node.target), kinds)
+
+
+def is_function(node: fx.Node, targets: Iterable) -> bool:
+    return node.op in ("call_function", "call_method") and node.target in tuple(targets)
+
+
+def fresh_name(gm: fx.GraphModule, base: str) -> str:
+    """An attribute path not used yet in ``gm`` ("a.b" becomes "a_b")."""
+    base = base.replace(".", "_")
+    names = {n for n, _ in gm.named_modules()} | {n for n, _ in gm.named_buffers()} | set(dir(gm))
+    i, name = 0, base
+    while name in names:
+        i += 1
+        name = f"{base}_{i}"
+    return name
+
+
+def own_module(gm: fx.GraphModule, node: fx.Node) -> nn.Module:
+    """The module ``node`` calls, cloned under a new name first if other nodes call it too (so it can be edited)."""
+    target = node.target
+    callers = [n for n in gm.graph.nodes if n.op == "call_module" and n.target == target]
+    if len(callers) > 1:
+        clone = copy.deepcopy(gm.get_submodule(target))
+        node.target = fresh_name(gm, target)
+        gm.add_submodule(node.target, clone)
+    return gm.get_submodule(node.target)
+
+
+def replace_module(gm: fx.GraphModule, node: fx.Node, module: nn.Module) -> None:
+    """Make ``node`` call ``module`` (under a fresh name when its old module is shared)."""
+    callers = [n for n in gm.graph.nodes if n.op == "call_module" and n.target == node.target]
+    if len(callers) > 1:
+        node.target = fresh_name(gm, node.target)
+    gm.add_submodule(node.target, module)
+
+
+def add_buffer(gm: fx.GraphModule, base: str, value: torch.Tensor, before: fx.Node) -> fx.Node:
+    """Register a constant tensor on ``gm`` and insert a get_attr node for it before ``before``."""
+    name = fresh_name(gm, base)
+    gm.register_buffer(name, value)
+    with gm.graph.inserting_before(before):
+        return gm.graph.get_attr(name)
+
+
+def count_params(gm: nn.Module) -> int:
+    """Weights the module holds (parameters; BN statistics and index buffers are not counted)."""
+    return sum(p.numel() for p in gm.parameters())
+
+
+def count_flops(gm: fx.GraphModule, example: torch.Tensor) -> int:
+    """Multiply-accumulates of conv and linear layers for one sample (shapes from a forward pass)."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            total += output[0].numel() * module.in_channels // module.groups * k
+        elif isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in gm.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            gm(example[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def call_sites(gm: fx.GraphModule) -> list[str]:
+    """Targets of the call_module nodes, in graph order (what the graph actually runs)."""
+    return [n.target for n in gm.graph.nodes if n.op == "call_module"]

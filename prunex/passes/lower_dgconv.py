@@ -1,0 +1,49 @@
+"""DGConv → grouped conv: y = gather(GroupConv_G(gather(x, in_order)), inverse(out_order)).
+
+With π the DGConv permutation, P U Pᵀ = I_G ⊗ 1, so DGConv(x) = P_outᵀ · GroupConv_G(P_in x) with the diagonal
+blocks of P_out (U ⊙ W) P_inᵀ (DESIGN.md). Contiguous group patterns need no gather; the others get explicit
+``index_select`` nodes that :mod:`prunex.passes.fold_permutations` then absorbs into neighbouring layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+from prunex.nn.dgconv import DGConv2d
+from prunex.passes.graph import add_buffer, finish, is_module, module_of, replace_module
+
+
+def inverse_permutation(order: torch.Tensor) -> torch.Tensor:
+    inv = torch.empty_like(order)
+    inv[order] = torch.arange(len(order))
+    return inv
+
+
+def gather_channels(gm: fx.GraphModule, x: fx.Node, order: torch.Tensor, base: str, conv: fx.Node, after: bool):
+    """Insert ``torch.index_select(x, 1, order)`` just before (or after) the ``conv`` node."""
+    index = add_buffer(gm, f"{base}_order", order, before=conv)
+    with gm.graph.inserting_after(conv) if after else gm.graph.inserting_before(conv):
+        return gm.graph.call_function(torch.index_select, (x, 1, index))
+
+
+def lower_dgconv(gm: fx.GraphModule) -> fx.GraphModule:
+    for node in list(gm.graph.nodes):
+        if not is_module(gm, node, DGConv2d):
+            continue
+        layer = module_of(gm, node)
+        conv, in_order, out_order = layer.to_grouped_conv()
+        name = str(node.target)
+        replace_module(gm, node, conv)
+        identity_in = torch.equal(in_order, torch.arange(len(in_order)))
+        identity_out = torch.equal(out_order, torch.arange(len(out_order)))
+        if not identity_in:
+            x = node.args[0]
+            gathered = gather_channels(gm, x, in_order, name, node, after=False)
+            node.args = (gathered, *node.args[1:])
+        if not identity_out:
+            users = list(node.users)
+            restored = gather_channels(gm, node, inverse_permutation(out_order), f"{name}_out", node, after=True)
+            for user in users:
+                user.args = fx.node.map_arg(user.args, lambda n, node=node, r=restored: r if n is node else n)
+    return finish(gm)

@@ -1,0 +1,232 @@
+"""Multi-branch merge: k parallel chains of conv / BN / ReLU on one input become one wide chain.
+
+Per position the k layers become one: a conv on the shared input stacks its output rows (C → k·C'), a conv on
+stacked input becomes a grouped conv with k·g groups (block-diagonal), BN concatenates its vectors (a BN on the
+shared input first repeats it k times), ReLU applies once. When the chains' outputs are summed and the last
+layer is a dense conv, Σ_i conv_i(h_i) is one conv over the stacked input with the weights concatenated along
+the input dimension and the biases summed: the ResNeXt equivalence (1×1 → grouped 3×3 → 1×1). When the
+outputs are used separately (MaskConnect blocks that read the same input), the merged chain ends stacked and
+each block reads its channel slice.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import torch
+from torch import fx, nn
+
+from prunex.passes.graph import finish, fresh_name, module_of
+
+MERGEABLE = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU)
+
+
+def _mergeable(gm: fx.GraphModule, node: fx.Node) -> bool:
+    return (
+        node.op == "call_module"
+        and type(module_of(gm, node)) in MERGEABLE
+        and len(node.args) == 1
+        and not node.kwargs
+        and (type(module_of(gm, node)) is not nn.BatchNorm2d or module_of(gm, node).track_running_stats)
+    )
+
+
+def _signature(module: nn.Module) -> tuple:
+    if isinstance(module, nn.Conv2d):
+        return (
+            "conv",
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.dilation,
+            module.groups,
+            module.bias is not None,
+            module.padding_mode,
+        )
+    if isinstance(module, nn.BatchNorm2d):
+        return ("bn", module.num_features, module.eps, module.affine)
+    return ("relu",)
+
+
+@dataclass
+class Chain:
+    input: fx.Node
+    nodes: list[fx.Node]
+
+    @property
+    def tail(self) -> fx.Node:
+        return self.nodes[-1]
+
+
+def _chain_from(gm: fx.GraphModule, head: fx.Node) -> Chain:
+    nodes = [head]
+    while len(nodes[-1].users) == 1:
+        (nxt,) = nodes[-1].users
+        if not _mergeable(gm, nxt) or nxt.args[0] is not nodes[-1]:
+            break
+        nodes.append(nxt)
+    return Chain(head.args[0], nodes)
+
+
+def _parallel_groups(gm: fx.GraphModule) -> list[list[Chain]]:
+    """Groups of ≥ 2 chains with identical layer signatures that start from the same node."""
+    groups = []
+    for x in gm.graph.nodes:
+        heads = [u for u in x.users if _mergeable(gm, u) and u.args[0] is x]
+        by_signature: dict[tuple, list[Chain]] = {}
+        for head in heads:
+            chain = _chain_from(gm, head)
+            sig = tuple(_signature(module_of(gm, n)) for n in chain.nodes)
+            by_signature.setdefault(sig, []).append(chain)
+        groups += [chains for chains in by_signature.values() if len(chains) > 1]
+    return groups
+
+
+def _sum_root(node: fx.Node) -> fx.Node:
+    while len(node.users) == 1 and next(iter(node.users)).target is operator.add:
+        node = next(iter(node.users))
+    return node
+
+
+def _sum_leaves(root: fx.Node) -> list:
+    if isinstance(root, fx.Node) and root.op == "call_function" and root.target is operator.add:
+        leaves = []
+        for arg in root.args:
+            single = isinstance(arg, fx.Node) and len(arg.users) == 1 and arg.target is operator.add
+            leaves += _sum_leaves(arg) if single else [arg]
+        return leaves
+    return [root]
+
+
+def _conv_like(m: nn.Conv2d, in_ch: int, out_ch: int, groups: int) -> nn.Conv2d:
+    return nn.Conv2d(
+        in_ch, out_ch, m.kernel_size, m.stride, m.padding, m.dilation, groups, m.bias is not None, m.padding_mode
+    )
+
+
+def _merged_layer(modules: list[nn.Module], stacked: bool, sum_out: bool) -> tuple[nn.Module, bool] | None:
+    """One layer replacing ``modules`` (one per branch); returns (layer, output stacked?) or None."""
+    k, m = len(modules), modules[0]
+    with torch.no_grad():
+        if isinstance(m, nn.Conv2d):
+            weights = [x.weight for x in modules]
+            if sum_out and m.groups == 1:  # Σ_i conv_i(h_i): one conv over the stacked input, biases summed
+                conv = _conv_like(m, m.in_channels * (k if stacked else 1), m.out_channels, 1)
+                conv.weight.copy_(torch.cat(weights, 1) if stacked else torch.stack(weights).sum(0))
+                if m.bias is not None:
+                    conv.bias.copy_(torch.stack([x.bias for x in modules]).sum(0))
+                return conv, False
+            if sum_out or (not stacked and m.groups != 1):
+                return None
+            # shared input: output rows stacked; stacked input: block-diagonal, k·g groups
+            conv = _conv_like(
+                m, m.in_channels * (k if stacked else 1), m.out_channels * k, m.groups * k if stacked else 1
+            )
+            conv.weight.copy_(torch.cat(weights, 0))
+            if m.bias is not None:
+                conv.bias.copy_(torch.cat([x.bias for x in modules], 0))
+            return conv, True
+        if sum_out:  # a sum of BN or ReLU outputs is not one layer
+            return None
+        if isinstance(m, nn.BatchNorm2d):
+            bn = nn.BatchNorm2d(m.num_features * k, eps=m.eps, affine=m.affine)
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                if getattr(m, name) is not None:
+                    getattr(bn, name).copy_(torch.cat([getattr(x, name) for x in modules]))
+            return bn.eval(), True
+        return nn.ReLU(), stacked
+
+
+def _build(gm: fx.GraphModule, chains: list[Chain], sum_out: bool) -> list[nn.Module] | None:
+    layers, stacked = [], False
+    for pos in range(len(chains[0].nodes)):
+        modules = [module_of(gm, c.nodes[pos]) for c in chains]
+        is_tail = pos == len(chains[0].nodes) - 1
+        if isinstance(modules[0], nn.BatchNorm2d) and not stacked:
+            layers.append("repeat")
+            stacked = True
+        built = _merged_layer(modules, stacked, sum_out and is_tail)
+        if built is None:
+            return None
+        layer, stacked = built
+        layers.append(layer)
+    if not sum_out and not stacked:  # e.g. a lone ReLU of the shared input: nothing to merge
+        return None
+    return layers
+
+
+def _emit(gm: fx.GraphModule, chains: list[Chain], layers: list, after: fx.Node) -> fx.Node:
+    """Insert the merged chain after ``after``; returns its output node."""
+    base = fresh_name(gm, f"merged_{chains[0].nodes[0].target}")
+    x, cursor = chains[0].input, after
+    for i, layer in enumerate(layers):
+        with gm.graph.inserting_after(cursor):
+            if layer == "repeat":
+                x = gm.graph.call_method("repeat", (x, 1, len(chains), 1, 1))
+            else:
+                gm.add_submodule(f"{base}.{i}", layer)
+                x = gm.graph.call_module(f"{base}.{i}", (x,))
+        cursor = x
+    return x
+
+
+def _last(gm: fx.GraphModule, nodes: list[fx.Node]) -> fx.Node:
+    order = {n: i for i, n in enumerate(gm.graph.nodes)}
+    return max(nodes, key=order.__getitem__)
+
+
+def _merge(gm: fx.GraphModule, chains: list[Chain]) -> bool:
+    """Merge one group of parallel chains; False if their layers cannot be merged."""
+    root = _sum_root(chains[0].tail)
+    tails = {c.tail for c in chains}
+    summed = root.target is operator.add and tails <= set(_sum_leaves(root))
+    layers = _build(gm, chains, sum_out=True) if summed else None
+    if layers is None:
+        summed, layers = False, _build(gm, chains, sum_out=False)
+    if layers is None:
+        return False
+    out = _emit(gm, chains, layers, after=chains[0].input)  # it needs only the shared input
+    if summed:  # Σ tails → merged output; the other terms of the sum are added back
+        acc = out
+        for leaf in [x for x in _sum_leaves(root) if x not in tails]:
+            anchor = _last(gm, [acc, leaf]) if isinstance(leaf, fx.Node) else acc
+            with gm.graph.inserting_after(anchor):
+                acc = gm.graph.call_function(operator.add, (leaf, acc))
+        root.replace_all_uses_with(acc)
+    else:  # each chain's consumers read its channel slice of the stacked output
+        width, cursor = _channels_of(gm, chains[0]), out
+        for i, chain in enumerate(chains):
+            with gm.graph.inserting_after(cursor):
+                cursor = gm.graph.call_function(torch.narrow, (out, 1, i * width, width))
+            chain.tail.replace_all_uses_with(cursor)
+    gm.graph.eliminate_dead_code()
+    return True
+
+
+def merge_parallel_branches(gm: fx.GraphModule) -> fx.GraphModule:
+    skipped: set[tuple[str, ...]] = set()
+    merged = True
+    while merged:
+        merged = False
+        for chains in _parallel_groups(gm):
+            key = tuple(c.nodes[0].name for c in chains)
+            if key in skipped:
+                continue
+            if _merge(gm, chains):
+                merged = True
+                break
+            skipped.add(key)
+    return finish(gm)
+
+
+def _channels_of(gm: fx.GraphModule, chain: Chain) -> int:
+    for node in reversed(chain.nodes):
+        m = module_of(gm, node)
+        if isinstance(m, nn.Conv2d):
+            return m.out_channels
+        if isinstance(m, nn.BatchNorm2d):
+            return m.num_features
+    raise ValueError("a chain of ReLUs has no channel count")

@@ -1,0 +1,180 @@
+"""The pass pipeline: run each pass, verify it numerically against the graph before it, record a report.
+
+After every pass the new module and the previous one see the same calibration batch (float32, TF32 off); the
+pass is accepted only if max |Δ| ≤ tol · max |reference| and top-1 agreement is 100 %. A pass that breaks
+equivalence raises :class:`PassVerificationError` carrying a diff report that names the pass and the first
+layer whose output moved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import fx
+
+from prunex.passes.graph import call_sites, count_flops, count_params
+
+Pass = Callable[[fx.GraphModule], fx.GraphModule]
+
+
+@dataclass
+class PassRecord:
+    name: str
+    max_abs_err: float
+    max_rel_err: float
+    top1_agreement: float
+    params: int
+    flops: int
+    seconds: float
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PassVerificationError(RuntimeError):
+    """A pass changed what the network computes; ``report`` holds the diff."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@contextlib.contextmanager
+def exact_float32() -> Iterator[None]:
+    """float32 matmul / conv without TF32 while verifying."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def compare(reference: torch.Tensor, output: torch.Tensor) -> dict[str, float]:
+    """max |Δ|, max |Δ| / max |reference|, and top-1 agreement over the batch (for logits)."""
+    delta = (output.float() - reference.float()).abs()
+    scale = reference.float().abs().max().clamp_min(1e-12)
+    agree = 1.0
+    if reference.dim() == 2 and reference.shape[1] > 1:
+        agree = float((output.argmax(1) == reference.argmax(1)).float().mean())
+    return {"max_abs_err": float(delta.max()), "max_rel_err": float(delta.max() / scale), "top1_agreement": agree}
+
+
+def _state_fingerprint(gm: fx.GraphModule) -> dict[str, int]:
+    """Per called module: a hash of its parameters and buffers (to see which layers a pass edited)."""
+    out = {}
+    for target in set(call_sites(gm)):
+        m = gm.get_submodule(target)
+        tensors = [t for t in (*m.parameters(), *m.buffers())]
+        out[target] = hash(
+            (type(m).__name__, tuple(t.shape for t in tensors), tuple(float(t.detach().float().sum()) for t in tensors))
+        )
+    return out
+
+
+def _node_outputs(gm: fx.GraphModule, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every node's output by node name (for locating the layer a faulty pass broke)."""
+    outputs: dict[str, torch.Tensor] = {}
+
+    class Recorder(fx.Interpreter):
+        def run_node(self, n):
+            result = super().run_node(n)
+            if isinstance(result, torch.Tensor):
+                outputs[n.name] = result
+            return result
+
+    with torch.no_grad():
+        Recorder(gm).run(x)
+    return outputs
+
+
+def first_divergence(before: fx.GraphModule, after: fx.GraphModule, x: torch.Tensor, tol: float) -> str | None:
+    """The first node of ``after`` (in graph order) whose output differs from the same-named node of ``before``."""
+    ref, new = _node_outputs(before, x), _node_outputs(after, x)
+    for node in after.graph.nodes:
+        a, b = ref.get(node.name), new.get(node.name)
+        if a is None or b is None or a.shape != b.shape:
+            continue
+        if float((a - b).abs().max()) > tol * float(a.abs().max().clamp_min(1e-12)):
+            return node.target if node.op == "call_module" else node.name
+    return None
+
+
+class PassRunner:
+    """Runs passes in order on a GraphModule, verifying each against its predecessor."""
+
+    def __init__(
+        self, calibration: torch.Tensor, *, tolerance: float = 1e-4, on_pass: Callable[[PassRecord], None] | None = None
+    ) -> None:
+        self.x = calibration.float()
+        self.tolerance = tolerance
+        self.records: list[PassRecord] = []
+        self.on_pass = on_pass
+
+    def measure(
+        self,
+        name: str,
+        gm: fx.GraphModule,
+        reference: torch.Tensor | None,
+        seconds: float = 0.0,
+        before: fx.GraphModule | None = None,
+    ) -> tuple[PassRecord, torch.Tensor]:
+        with exact_float32(), torch.no_grad():
+            out = gm(self.x)
+        errs = (
+            compare(reference, out)
+            if reference is not None
+            else {"max_abs_err": 0.0, "max_rel_err": 0.0, "top1_agreement": 1.0}
+        )
+        record = PassRecord(name, **errs, params=count_params(gm), flops=count_flops(gm, self.x), seconds=seconds)
+        if before is not None:
+            old, new = set(call_sites(before)), set(call_sites(gm))
+            record.added, record.removed = sorted(new - old), sorted(old - new)
+            fp_old, fp_new = _state_fingerprint(before), _state_fingerprint(gm)
+            record.changed = sorted(t for t in old & new if fp_old.get(t) != fp_new.get(t))
+        return record, out
+
+    def run(self, gm: fx.GraphModule, passes: list[tuple[str, Pass]]) -> fx.GraphModule:
+        record, reference = self.measure("frozen", gm, None)
+        self.records.append(record)
+        if self.on_pass:
+            self.on_pass(record)
+        for name, fn in passes:
+            before = _copy(gm)
+            tic = time.perf_counter()
+            gm = fn(gm)
+            record, out = self.measure(name, gm, reference, time.perf_counter() - tic, before)
+            self.records.append(record)
+            if self.on_pass:
+                self.on_pass(record)
+            if record.max_rel_err > self.tolerance or record.top1_agreement < 1.0:
+                layer = first_divergence(before, gm, self.x, self.tolerance)
+                report = {
+                    "failed_pass": name,
+                    "first_diverging_layer": layer,
+                    "tolerance": self.tolerance,
+                    "passes": [r.as_dict() for r in self.records],
+                }
+                raise PassVerificationError(
+                    f"pass {name!r} changed the network's output: max |Δ| = {record.max_abs_err:.3g} "
+                    f"({record.max_rel_err:.3g} of the output scale, tolerance {self.tolerance:g}), top-1 agreement "
+                    f"{100 * record.top1_agreement:.2f}%; first diverging layer: {layer}",
+                    report,
+                )
+            reference = out
+        return gm
+
+
+def _copy(gm: fx.GraphModule) -> fx.GraphModule:
+    import copy
+
+    return copy.deepcopy(gm)
