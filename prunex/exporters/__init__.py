@@ -1,1 +1,18 @@
-"""prunex.exporters (see DESIGN.md)."""
+"""Exporters: ONNX (validated with ONNX Runtime) and TensorRT engines (optional extra), with numerical reports."""
+
+from prunex.exporters.onnx_export import ExportError, export_onnx
+from prunex.exporters.sources import LoadedModel, load_model, load_pair
+from prunex.exporters.tensorrt_engine import EngineSpec, TensorRTUnavailable
+from prunex.exporters.validate import ValidationReport, validate
+
+__all__ = [
+    "EngineSpec",
+    "ExportError",
+    "LoadedModel",
+    "TensorRTUnavailable",
+    "ValidationReport",
+    "export_onnx",
+    "load_model",
+    "load_pair",
+    "validate",
+]

@@ -124,6 +124,7 @@ class BranchGates(nn.Module):
         if self.mask is None:
             mask = topk_mask(self.weight, self.fan_in, self.priority)
             self.weight = None
+            self.priority = None  # only ever used to choose the mask
             self.mask = mask
 
     @torch.no_grad()

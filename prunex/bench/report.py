@@ -1,0 +1,91 @@
+"""The benchmark as a table (rich), JSON, and a latency-vs-batch plot (PNG, if matplotlib is installed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.table import Table
+
+
+def results_tables(result: dict[str, Any]) -> list[Table]:
+    """One table per model group (a run's gated and compressed models side by side); unmeasured cases are left out
+    (the caller lists each unavailable backend once, with its reason)."""
+    speed = {(s["group"], s["backend"], s["dtype"], s["batch"]): s["speedup"] for s in result["speedups"]}
+    device = result["environment"].get("gpu") or result["environment"]["cpu"]
+    tables = []
+    for group in dict.fromkeys(r["group"] for r in result["results"]):
+        rows = [r for r in result["results"] if r["group"] == group and r["status"] == "ok"]
+        if not rows:
+            continue
+        table = Table(
+            title=f"{rows[0]['model']} ({group}) on {device}; p90/p95 and more in bench.json",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        for col in ("model", "backend", "batch", "median ms", "p99 ms", "CoV", "img/s", "speedup"):
+            table.add_column(col, justify="left" if col in ("model", "backend") else "right", no_wrap=True)
+        for r in rows:
+            up = speed.get((group, r["backend"], r["dtype"], r["batch"])) if r["kind"] == "compressed" else None
+            cov = f"{100 * r['cov']:.1f}%" + ("[yellow]![/yellow]" if r["cov_warning"] else "")
+            table.add_row(
+                r["kind"],
+                f"{r['backend']} {r['dtype']}",
+                str(r["batch"]),
+                f"{r['median_ms']:.3f}",
+                f"{r['p99_ms']:.3f}",
+                cov,
+                f"{r['throughput']:.0f}",
+                f"{up:.2f}×" if up else "",
+            )
+        tables.append(table)
+    return tables
+
+
+def unstable_rows(result: dict[str, Any]) -> list[str]:
+    return [
+        f"{r['model']} [{r['kind']}] {r['backend']} {r['dtype']} batch {r['batch']}: CoV {100 * r['cov']:.1f}%"
+        for r in result["results"]
+        if r["status"] == "ok" and r["cov_warning"]
+    ]
+
+
+def plot_latency(result: dict[str, Any], path: Path) -> Path | None:
+    """Median latency against batch size, one line per model / backend / dtype; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    lines: dict[str, list[tuple[int, float]]] = {}
+    for r in result["results"]:
+        if r["status"] == "ok":
+            lines.setdefault(f"{r['model']} [{r['kind']}] {r['backend']} {r['dtype']}", []).append(
+                (r["batch"], r["median_ms"])
+            )
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours: dict[str, str] = {}
+    for label, points in sorted(lines.items()):
+        points.sort()
+        how = label.split("] ", 1)[1]  # backend and dtype: the same colour for gated (dashed) and compressed
+        colour = colours.setdefault(how, palette[len(colours) % len(palette)])
+        style = "--" if "[gated]" in label else "-"
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, color=colour, marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("median latency (ms)")
+    ax.set_title(f"prunex bench on {result['environment'].get('gpu') or result['environment']['cpu']}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,75 @@
+"""`prunex export`: ONNX (validated with ONNX Runtime) and TensorRT engines (validated on the GPU)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunex.exporters.onnx_export import export_onnx
+from prunex.exporters.sources import LoadedModel
+from prunex.exporters.tensorrt_engine import EngineRunner, EngineSpec, build_engine, needs_fp16_onnx, require_tensorrt
+from prunex.exporters.validate import ValidationReport, onnxruntime_runner, validate, validation_batches
+
+
+def real_samples(loaded: LoadedModel, n: int = 16) -> torch.Tensor | None:
+    """Test images of the model's dataset when they can be read here."""
+    from prunex.data import DatasetError, calibration_batch
+
+    info = loaded.dataset or {}
+    if not info.get("name"):
+        return None
+    try:
+        return calibration_batch(info["name"], info.get("root"), n)
+    except DatasetError:
+        return None
+
+
+def write_report(path: Path, report: ValidationReport, extra: dict[str, Any]) -> Path:
+    path.write_text(json.dumps({**extra, **report.as_dict()}, indent=2) + "\n")
+    return path
+
+
+def export_and_validate_onnx(loaded: LoadedModel, path: Path, *, exporter: str, opset: int) -> ValidationReport:
+    example = torch.zeros(1, *loaded.input_shape)
+    export_onnx(loaded.module, example, path, exporter=exporter, opset=opset)
+    batches = validation_batches(loaded.input_shape, real_samples(loaded))
+    return validate("onnxruntime", onnxruntime_runner(str(path)), loaded.module, batches)
+
+
+def export_and_validate_tensorrt(loaded: LoadedModel, spec: EngineSpec, *, exporter: str, opset: int):
+    """Build the engine (from an FP16 ONNX model where TensorRT 11 needs one) and validate it."""
+    trt = require_tensorrt()
+    fp16_onnx = needs_fp16_onnx(trt, spec.fp16)
+    example = torch.zeros(1, *loaded.input_shape)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        export_onnx(
+            loaded.module,
+            example,
+            onnx_path,
+            exporter=exporter,
+            opset=opset,
+            dtype=torch.float16 if fp16_onnx else torch.float32,
+        )
+        build_engine(
+            EngineSpec(
+                onnx_path,
+                spec.engine_path,
+                loaded.input_shape,
+                spec.min_batch,
+                spec.opt_batch,
+                spec.max_batch,
+                spec.fp16,
+                spec.workspace_bytes,
+            ),
+            trt,
+        )
+    runner = EngineRunner(spec.engine_path, trt)
+    batches = [b[: spec.max_batch] for b in validation_batches(loaded.input_shape, real_samples(loaded))]
+    precision = "fp16" if spec.fp16 else "fp32"
+    report = validate("tensorrt", runner.numpy_runner(), loaded.module, batches, precision)
+    return report, {"tensorrt_version": str(trt.__version__), "strongly_typed_fp16_onnx": fp16_onnx}

@@ -1,0 +1,76 @@
+"""What `prunex export` and `prunex bench` accept: a compressed model directory, a training checkpoint (the gated
+network frozen as it would ship without prunex), or a run directory holding either."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from prunex.passes.serialization import load_compressed, read_metadata
+
+
+@dataclass
+class LoadedModel:
+    label: str  # "compressed" or "gated"
+    module: nn.Module
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    path: Path
+    dataset: dict[str, Any] | None
+    name: str  # registered model name
+
+
+def _shape(dataset: dict[str, Any] | None, fallback: list | None) -> tuple[int, int, int]:
+    if fallback and all(isinstance(d, int) for d in fallback[1:]):
+        return tuple(fallback[1:])
+    info = dataset or {}
+    size = info.get("image_size", 32)
+    return (info.get("in_chans", 3), size, size)
+
+
+def load_compressed_model(directory: Path) -> LoadedModel:
+    meta = read_metadata(directory)
+    return LoadedModel(
+        "compressed",
+        load_compressed(directory),
+        _shape(meta.get("dataset"), meta.get("input_shape")),
+        directory,
+        meta.get("dataset"),
+        meta.get("source", {}).get("name", "?"),
+    )
+
+
+def load_gated_model(checkpoint: Path) -> LoadedModel:
+    from prunex.passes.graph import freeze
+    from prunex.train.checkpoint import model_from_checkpoint
+
+    model, ckpt = model_from_checkpoint(checkpoint)
+    return LoadedModel(
+        "gated", freeze(model), _shape(ckpt.get("dataset"), None), checkpoint, ckpt.get("dataset"), ckpt["spec"]["name"]
+    )
+
+
+def is_compressed_dir(path: Path) -> bool:
+    return (path / "model.json").is_file()
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """A compressed directory → the compressed network; a checkpoint or run directory → the frozen gated one."""
+    path = Path(path)
+    if path.is_dir() and is_compressed_dir(path):
+        return load_compressed_model(path)
+    return load_gated_model(path)
+
+
+def load_pair(path: str | Path) -> list[LoadedModel]:
+    """For a run directory or checkpoint: the gated model and, if compressed, its compressed version."""
+    path = Path(path)
+    if path.is_dir() and is_compressed_dir(path):
+        return [load_compressed_model(path)]
+    models = [load_gated_model(path)]
+    run_dir = path if path.is_dir() else path.parent
+    if is_compressed_dir(run_dir / "compressed"):
+        models.append(load_compressed_model(run_dir / "compressed"))
+    return models

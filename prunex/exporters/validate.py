@@ -1,0 +1,98 @@
+"""Numerical validation of an exported model against PyTorch: per output max abs / rel error, top-1 agreement.
+
+Tolerances depend on the precision (Polygraphy compares float32 at 1e-5 with TF32 off; prunex uses 1e-4 of the
+output scale, the bound its compiler passes are held to). FP16 engines get their own bound, stated in the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from prunex.passes.runner import compare, exact_float32
+
+TOLERANCES = {  # max |Δ| / max |reference|, minimum top-1 agreement
+    "fp32": (1e-4, 1.0),
+    "fp16": (2e-2, 0.99),
+}
+
+
+@dataclass
+class ValidationReport:
+    target: str
+    precision: str
+    tolerance: float
+    min_top1_agreement: float
+    batches: list[int]
+    max_abs_err: float
+    max_rel_err: float
+    top1_agreement: float
+    passed: bool
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        verdict = "matches" if self.passed else "DIVERGES from"
+        return (
+            f"{self.target} ({self.precision}) {verdict} PyTorch: max |Δ| {self.max_abs_err:.3g} = "
+            f"{self.max_rel_err:.3g} of the output scale (tolerance {self.tolerance:g}), top-1 agreement "
+            f"{100 * self.top1_agreement:.2f}% (required {100 * self.min_top1_agreement:.0f}%) over batches "
+            f"{self.batches}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "message": self.message}
+
+
+def validate(
+    target: str,
+    run: Callable[[np.ndarray], np.ndarray],
+    module: nn.Module,
+    batches: list[torch.Tensor],
+    precision: str = "fp32",
+) -> ValidationReport:
+    """Compare ``run`` (numpy in, numpy out) with ``module`` in float32 on each batch."""
+    tol, min_agree = TOLERANCES[precision]
+    module = module.eval().float()
+    worst = {"max_abs_err": 0.0, "max_rel_err": 0.0, "top1_agreement": 1.0}
+    outputs = []
+    for x in batches:
+        with exact_float32(), torch.no_grad():
+            ref = module(x.float())
+        out = torch.from_numpy(np.asarray(run(x.numpy().astype(np.float16 if precision == "fp16" else np.float32))))
+        errs = compare(ref, out.float())
+        outputs.append({"batch": len(x), **errs})
+        worst["max_abs_err"] = max(worst["max_abs_err"], errs["max_abs_err"])
+        worst["max_rel_err"] = max(worst["max_rel_err"], errs["max_rel_err"])
+        worst["top1_agreement"] = min(worst["top1_agreement"], errs["top1_agreement"])
+    passed = worst["max_rel_err"] <= tol and worst["top1_agreement"] >= min_agree
+    return ValidationReport(
+        target, precision, tol, min_agree, [len(x) for x in batches], **worst, passed=passed, outputs=outputs
+    )
+
+
+def onnxruntime_runner(path: str, providers: list[str] | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(path, options, providers=providers or ["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: x})[0]
+
+    return run
+
+
+def validation_batches(shape: tuple[int, ...], real: torch.Tensor | None = None, n: int = 16) -> list[torch.Tensor]:
+    """Batches of 1 and ``n`` (the dynamic batch dimension is exercised), real images first when given."""
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(n, *shape, generator=g)
+    first = real[:n] if real is not None and len(real) else noise
+    return [first[:1], first, noise]
