@@ -1,16 +1,12 @@
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from prunex.bench.harness import COV_WARNING, percentile, summarise, time_callable
 from prunex.bench.run import speedups
 from prunex.cli.app import app
-from prunex.passes import compress
-from prunex.passes.serialization import save_compressed
-from prunex.train import model_from_checkpoint, train
-from tests.train.helpers import tiny_config
+from tests.train.helpers import trained_and_compressed_run
 
 
 def test_summary_statistics():
@@ -75,16 +71,7 @@ def test_speedups_pair_gated_and_compressed_of_the_same_run():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    run = tmp_path_factory.mktemp("bench") / "run"
-    train(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True)
-    model, ckpt = model_from_checkpoint(run)
-    gm, report = compress(model, torch.randn(2, 3, 16, 16))
-    save_compressed(
-        gm,
-        run / "compressed",
-        {"source": ckpt["spec"], "input_shape": report["input_shape"], "dataset": ckpt["dataset"]},
-    )
-    return run
+    return trained_and_compressed_run(tmp_path_factory.mktemp("bench") / "run")
 
 
 def test_cli_bench_on_cpu_writes_json_with_every_field(run_dir, tmp_path):

@@ -15,10 +15,8 @@ from prunex.exporters.onnx_export import export_onnx
 from prunex.exporters.validate import onnxruntime_runner, validate, validation_batches
 from prunex.models import create_model
 from prunex.passes import compress
-from prunex.passes.serialization import save_compressed
-from prunex.train import model_from_checkpoint, train
 from tests.passes.helpers import randomise_batchnorm, set_dgconv_gates
-from tests.train.helpers import tiny_config
+from tests.train.helpers import trained_and_compressed_run
 
 FAMILIES = [
     ("resnext_cifar", dict(depth=11, bottleneck_width=4, cardinality=4)),
@@ -65,20 +63,7 @@ def test_legacy_exporter_and_gated_models_export_too(tmp_path):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    run = tmp_path_factory.mktemp("exp") / "run"
-    train(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True)
-    model, _ = model_from_checkpoint(run)
-    gm, report = compress(model, torch.randn(2, 3, 16, 16))
-    save_compressed(
-        gm,
-        run / "compressed",
-        {
-            "source": model.prunex_spec,
-            "input_shape": report["input_shape"],
-            "dataset": {"name": "synthetic", "in_chans": 3, "image_size": 16},
-        },
-    )
-    return run
+    return trained_and_compressed_run(tmp_path_factory.mktemp("exp") / "run")
 
 
 def test_cli_export_writes_model_and_validation_report(run_dir, tmp_path):

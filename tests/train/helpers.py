@@ -20,3 +20,19 @@ def tiny_config(out, **overrides) -> TrainConfig:
     )
     base.update(overrides)
     return TrainConfig(**base)
+
+
+def trained_and_compressed_run(run):
+    """One epoch of the tiny MaskConnect on synthetic data in ``run``, compressed into ``run/compressed``."""
+    import torch
+
+    from prunex.passes import compress
+    from prunex.passes.serialization import save_compressed
+    from prunex.train import model_from_checkpoint, train
+
+    train(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True)
+    model, ckpt = model_from_checkpoint(run)
+    gm, report = compress(model, torch.randn(2, 3, 16, 16))
+    meta = {"source": ckpt["spec"], "input_shape": report["input_shape"], "dataset": ckpt["dataset"]}
+    save_compressed(gm, run / "compressed", meta)
+    return run
