@@ -12,7 +12,7 @@ from rich.table import Table
 def results_tables(result: dict[str, Any]) -> list[Table]:
     """One table per model group (a run's gated and compressed models side by side); unmeasured cases are left out
     (the caller lists each unavailable backend once, with its reason)."""
-    speed = {(s["group"], s["backend"], s["dtype"], s["batch"]): s["speedup"] for s in result["speedups"]}
+    speed = {(s["group"], s["kind"], s["backend"], s["dtype"], s["batch"]): s["speedup"] for s in result["speedups"]}
     device = result["environment"].get("gpu") or result["environment"]["cpu"]
     tables = []
     for group in dict.fromkeys(r["group"] for r in result["results"]):
@@ -28,7 +28,7 @@ def results_tables(result: dict[str, Any]) -> list[Table]:
         for col in ("model", "backend", "batch", "median ms", "p99 ms", "CoV", "img/s", "speedup"):
             table.add_column(col, justify="left" if col in ("model", "backend") else "right", no_wrap=True)
         for r in rows:
-            up = speed.get((group, r["backend"], r["dtype"], r["batch"])) if r["kind"] == "compressed" else None
+            up = speed.get((group, r["kind"], r["backend"], r["dtype"], r["batch"]))
             cov = f"{100 * r['cov']:.1f}%" + ("[yellow]![/yellow]" if r["cov_warning"] else "")
             table.add_row(
                 r["kind"],
@@ -76,7 +76,7 @@ def plot_latency(result: dict[str, Any], path: Path) -> Path | None:
         points.sort()
         how = label.split("] ", 1)[1]  # backend and dtype: the same colour for gated (dashed) and compressed
         colour = colours.setdefault(how, palette[len(colours) % len(palette)])
-        style = "--" if "[gated]" in label else "-"
+        style = "--" if "[gated]" in label else ":" if "tuned" in label else "-"
         ax.plot([p[0] for p in points], [p[1] for p in points], style, color=colour, marker="o", label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")

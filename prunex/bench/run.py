@@ -29,7 +29,7 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 @dataclass
 class BenchModel:
     name: str  # e.g. "maskconnect_cifar"
-    kind: str  # "gated" (frozen, dense-masked, as shipped without prunex) or "compressed"
+    kind: str  # "gated" (frozen, dense-masked, as shipped without prunex) or a compressed directory's name
     group: str  # models of one run share a group; speed-ups compare gated and compressed within it
     module: nn.Module
     input_shape: tuple[int, int, int]
@@ -117,17 +117,17 @@ def run_grid(
 
 
 def speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """gated median / compressed median for every (group, backend, dtype, batch) measured for both."""
+    """gated median / compressed median for every compressed kind and (group, backend, dtype, batch) measured for
+    both."""
     index = {(r["group"], r["kind"], r["backend"], r["dtype"], r["batch"]): r for r in rows if r["status"] == "ok"}
     out = []
     for (group, kind, backend, dtype, batch), row in index.items():
-        if kind != "compressed":
-            continue
         base = index.get((group, "gated", backend, dtype, batch))
-        if base is not None:
+        if kind != "gated" and base is not None:
             out.append(
                 {
                     "group": group,
+                    "kind": kind,
                     "backend": backend,
                     "dtype": dtype,
                     "batch": batch,

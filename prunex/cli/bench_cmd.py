@@ -84,10 +84,8 @@ def bench(
 
         def show(row) -> None:
             if row["status"] == "ok":
-                console.print(
-                    f"  {row['model']} [{row['kind']}] {row['backend']} {row['dtype']} batch {row['batch']}: "
-                    f"median {row['median_ms']:.3f} ms"
-                )
+                line = f"{row['model']} [{row['kind']}] {row['backend']} {row['dtype']} batch {row['batch']}"
+                console.print(f"  {escape(line)}: median {row['median_ms']:.3f} ms")
 
         result = run_grid(bench_models, settings, on_row=show)
         out.mkdir(parents=True, exist_ok=True)

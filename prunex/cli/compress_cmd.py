@@ -56,6 +56,23 @@ def compress(
         1e-4, "--tolerance", help="Accepted max |Δ| per pass, relative to the output scale."
     ),
     calibration: int = typer.Option(32, "--calibration", help="Real test images to verify on (plus as many random)."),
+    tune: str = typer.Option(
+        "off",
+        "--tune",
+        help="off: keep the learned structure; cache: choose each grouped conv's "
+        "realisation and merged-or-separate branches by measured time, reusing cached timings; "
+        "full: measure everything again.",
+    ),
+    target_device: str = typer.Option("cpu", "--target-device", help="Device to tune for: cpu or cuda[:N]."),
+    target_batch: int = typer.Option(1, "--target-batch", help="Batch size to tune for."),
+    target_dtype: str = typer.Option("fp32", "--target-dtype", help="fp32 or fp16 (fp16 needs CUDA)."),
+    target_backend: str = typer.Option("eager", "--target-backend", help="eager or cuda-graphs."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="Tune for NHWC inputs."),
+    tuning_cache: Path = typer.Option(
+        None,
+        "--tuning-cache",
+        help="Timing cache (default ~/.cache/prunex/tuning.json, or $PRUNEX_CACHE_DIR/tuning.json).",
+    ),
 ) -> None:
     """Compile the learned structure away and verify every pass; writes model.json + model.safetensors (standard
     layers, no pickle) and report.json.
@@ -68,7 +85,10 @@ def compress(
     from prunex.passes import compress as run_compress
     from prunex.passes.pipeline import default_passes
     from prunex.passes.serialization import save_compressed
+    from prunex.passes.tuning import MODES, TuneTarget
     from prunex.train.checkpoint import model_from_checkpoint
+    from prunex.train.config import ConfigError
+    from prunex.train.distributed import pick_device
 
     console = Console()
     with handle_errors(console):
@@ -77,10 +97,26 @@ def compress(
         out = out or run_dir / "compressed"
         _check_out(out, force)
         x, source = calibration_inputs(ckpt, calibration)
-        options = CompressOptions(fold_bn=fold_bn, merge_branches=merge, tolerance=tolerance)
+        if tune not in MODES:
+            raise ConfigError(f"--tune must be one of {', '.join(MODES)}, got {tune!r}")
+        try:
+            target = TuneTarget(target_device, target_dtype, target_batch, channels_last, target_backend)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if tune != "off":
+            pick_device(target_device)  # a missing CUDA device is reported before any work
+        options = CompressOptions(
+            fold_bn=fold_bn,
+            merge_branches=merge,
+            tolerance=tolerance,
+            tune=tune,
+            target=target,
+            tuning_cache=str(tuning_cache) if tuning_cache else None,
+        )
         console.print(f"compressing {ckpt['spec']['name']} from {checkpoint}; verifying on {source}")
         progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), console=console)
-        task = progress.add_task("freeze + trace", total=len(default_passes(options)) + 1)
+        total = len(default_passes(options)) + 1 + (options.tune != "off")  # + freeze, + realisation choice
+        task = progress.add_task("freeze + trace", total=total)
 
         def advance(record) -> None:
             progress.update(task, advance=1, description=record.name)
@@ -147,6 +183,13 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     if report["groups"]:
         groups = ", ".join(str(g["learned_groups"]) for g in report["groups"])
         console.print(f"DGConv groups (dense before): {groups}")
+    if report.get("lowering"):
+        t = report["options"]["target"]
+        console.print(f"latency-aware lowering for {t['device']} {t['backend']} {t['dtype']} batch {t['batch']}:")
+        for d in report["lowering"]:
+            times = ", ".join(f"{k} {v:.3f}" for k, v in sorted(d["times_ms"].items(), key=lambda kv: kv[1]))
+            source = "cached" if d["from_cache"] else "measured"
+            console.print(f"  {d['layer']} ({d['learned']}): [bold]{d['chosen']}[/bold]  ({source} ms: {times})")
     if report["gathers_remaining"]:
         console.print(
             f"[yellow]channel gathers kept (nothing could absorb them):[/yellow] {report['gathers_remaining']}"

@@ -30,10 +30,10 @@ def _shape(dataset: dict[str, Any] | None, fallback: list | None) -> tuple[int, 
     return (info.get("in_chans", 3), size, size)
 
 
-def load_compressed_model(directory: Path) -> LoadedModel:
+def load_compressed_model(directory: Path, label: str = "compressed") -> LoadedModel:
     meta = read_metadata(directory)
     return LoadedModel(
-        "compressed",
+        label,
         load_compressed(directory),
         _shape(meta.get("dataset"), meta.get("input_shape")),
         directory,
@@ -65,12 +65,14 @@ def load_model(path: str | Path) -> LoadedModel:
 
 
 def load_pair(path: str | Path) -> list[LoadedModel]:
-    """For a run directory or checkpoint: the gated model and, if compressed, its compressed version."""
+    """For a run directory or checkpoint: the gated model and every compressed version in the run directory
+    (``compressed``, ``compressed-tuned``, … labelled by directory name)."""
     path = Path(path)
     if path.is_dir() and is_compressed_dir(path):
         return [load_compressed_model(path)]
     models = [load_gated_model(path)]
     run_dir = path if path.is_dir() else path.parent
-    if is_compressed_dir(run_dir / "compressed"):
-        models.append(load_compressed_model(run_dir / "compressed"))
+    for sub in sorted(run_dir.glob("compressed*")):
+        if sub.is_dir() and is_compressed_dir(sub):
+            models.append(load_compressed_model(sub, sub.name))
     return models

@@ -11,6 +11,7 @@ each block reads its channel slice.
 
 from __future__ import annotations
 
+import copy
 import operator
 from dataclasses import dataclass
 
@@ -178,8 +179,61 @@ def _last(gm: fx.GraphModule, nodes: list[fx.Node]) -> fx.Node:
     return max(nodes, key=order.__getitem__)
 
 
-def _merge(gm: fx.GraphModule, chains: list[Chain]) -> bool:
-    """Merge one group of parallel chains; False if their layers cannot be merged."""
+class SeparateChains(nn.Module):
+    """The k chains run one by one (summed if they were): what merging replaces, for timing."""
+
+    def __init__(self, chains: list[list[nn.Module]], summed: bool) -> None:
+        super().__init__()
+        self.chains = nn.ModuleList(nn.Sequential(*c) for c in chains)
+        self.summed = summed
+
+    def forward(self, x):
+        outs = [c(x) for c in self.chains]
+        return sum(outs[1:], outs[0]) if self.summed else outs
+
+
+class MergedChain(nn.Module):
+    """The merged layers as one module, for timing."""
+
+    def __init__(self, layers: list, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.repeat_at = [i for i, layer in enumerate(layers) if layer == "repeat"]
+        self.layers = nn.ModuleList(nn.Identity() if layer == "repeat" else layer for layer in layers)
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = x.repeat(1, self.k, 1, 1) if i in self.repeat_at else layer(x)
+        return x
+
+
+def _merge_pays(gm: fx.GraphModule, chains: list[Chain], layers: list, summed: bool, tuner) -> bool:
+    """Ask the tuner whether the merged chain beats the separate ones on the target."""
+    x = chains[0].input
+    shape = (tuner.target.batch, *tuple(x.meta["tensor_meta"].shape)[1:])
+    modules = [[module_of(gm, n) for n in c.nodes] for c in chains]
+    signature = (
+        f"branches k={len(chains)} {'summed' if summed else 'stacked'} "
+        f"{[type(m).__name__ for m in modules[0]]} {[_signature(m) for m in modules[0]]} in {shape[1:]}"
+    )
+    chosen = tuner.choose(
+        "branches",
+        chains[0].nodes[0].target,
+        f"{len(chains)} branches",
+        signature,
+        shape,
+        {
+            "merged": lambda: MergedChain(copy.deepcopy(layers), len(chains)).eval(),
+            "separate": lambda: SeparateChains(copy.deepcopy(modules), summed).eval(),
+        },
+        prefer="merged",
+    )
+    return chosen == "merged"
+
+
+def _merge(gm: fx.GraphModule, chains: list[Chain], tuner=None) -> bool:
+    """Merge one group of parallel chains; False if their layers cannot be merged (or, with a tuner, if merging
+    is slower on the target)."""
     root = _sum_root(chains[0].tail)
     tails = {c.tail for c in chains}
     summed = root.target is operator.add and tails <= set(_sum_leaves(root))
@@ -187,6 +241,8 @@ def _merge(gm: fx.GraphModule, chains: list[Chain]) -> bool:
     if layers is None:
         summed, layers = False, _build(gm, chains, sum_out=False)
     if layers is None:
+        return False
+    if tuner is not None and not _merge_pays(gm, chains, layers, summed, tuner):
         return False
     out = _emit(gm, chains, layers, after=chains[0].input)  # it needs only the shared input
     if summed:  # Σ tails → merged output; the other terms of the sum are added back
@@ -206,16 +262,22 @@ def _merge(gm: fx.GraphModule, chains: list[Chain]) -> bool:
     return True
 
 
-def merge_parallel_branches(gm: fx.GraphModule) -> fx.GraphModule:
+def merge_parallel_branches(gm: fx.GraphModule, *, tuner=None, example_shape=None) -> fx.GraphModule:
+    """Merge every group of parallel chains; with a ``tuner``, only where the merged chain measures faster."""
     skipped: set[tuple[str, ...]] = set()
     merged = True
     while merged:
         merged = False
+        if tuner is not None:  # shapes of the nodes a previous merge created
+            from prunex.passes.choose_realisations import propagate_shapes
+
+            gm.recompile()
+            propagate_shapes(gm, example_shape)
         for chains in _parallel_groups(gm):
             key = tuple(c.nodes[0].name for c in chains)
             if key in skipped:
                 continue
-            if _merge(gm, chains):
+            if _merge(gm, chains, tuner):
                 merged = True
                 break
             skipped.add(key)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from torch import fx, nn
 
 from prunex.nn.dgconv import DGConv2d
+from prunex.passes.choose_realisations import choose_conv_realisations
 from prunex.passes.cse import eliminate_common_subexpressions
 from prunex.passes.dead_code import eliminate_dead_blocks
 from prunex.passes.fold_batchnorm import fold_batchnorm
@@ -20,6 +22,7 @@ from prunex.passes.lower_dgconv import lower_dgconv
 from prunex.passes.merge_branches import merge_parallel_branches
 from prunex.passes.remove_noops import remove_noops
 from prunex.passes.runner import Pass, PassRecord, PassRunner, compare, exact_float32
+from prunex.passes.tuning import MODES, Timer, Tuner, TuneTarget, TuningCache
 
 
 @dataclass(frozen=True)
@@ -27,9 +30,22 @@ class CompressOptions:
     fold_bn: bool = True
     merge_branches: bool = True
     tolerance: float = 1e-4
+    tune: str = "off"  # off: keep the learned structure; cache / full: choose realisations by measurement
+    target: TuneTarget = TuneTarget()
+    tuning_cache: str | None = None  # default ~/.cache/prunex/tuning.json (PRUNEX_CACHE_DIR)
+    timer: Timer | None = None  # injected by tests; None measures on the target
+
+    def tuner(self) -> Tuner | None:
+        if self.tune == "off":
+            return None
+        if self.tune not in MODES:
+            raise ValueError(f"tune must be one of {MODES}, got {self.tune!r}")
+        return Tuner(self.target, mode=self.tune, cache=TuningCache(self.tuning_cache), timer=self.timer)
 
 
-def default_passes(options: CompressOptions) -> list[tuple[str, Pass]]:
+def default_passes(
+    options: CompressOptions, tuner: Tuner | None = None, example_shape: tuple[int, ...] | None = None
+) -> list[tuple[str, Pass]]:
     passes: list[tuple[str, Pass]] = [
         ("fold_gate_constants", fold_gate_constants),
         ("eliminate_dead_blocks", eliminate_dead_blocks),
@@ -38,12 +54,17 @@ def default_passes(options: CompressOptions) -> list[tuple[str, Pass]]:
     if options.fold_bn:
         passes.append(("fold_batchnorm", fold_batchnorm))
     if options.merge_branches:
-        passes.append(("merge_parallel_branches", merge_parallel_branches))
+        merge = partial(merge_parallel_branches, tuner=tuner, example_shape=example_shape)
+        passes.append(("merge_parallel_branches", merge))
     passes += [
         ("lower_dgconv", lower_dgconv),
         ("fold_permutations", fold_permutations),
         ("remove_noops", remove_noops),
     ]
+    if tuner is not None:
+        passes.append(
+            ("choose_conv_realisations", partial(choose_conv_realisations, tuner=tuner, example_shape=example_shape))
+        )
     return passes
 
 
@@ -105,13 +126,18 @@ def compress(
     groups = _dgconv_groups(frozen)
     gm = trace(frozen)
     runner = PassRunner(calibration, tolerance=options.tolerance, on_pass=on_pass)
-    compressed = runner.run(gm, default_passes(options))
+    tuner = options.tuner()
+    compressed = runner.run(gm, default_passes(options, tuner, tuple(example.shape[1:])))
+    if tuner is not None:
+        tuner.cache.save()
     with exact_float32(), torch.no_grad():
         end_to_end = compare(frozen(runner.x), compressed(runner.x))
     first, last = runner.records[0], runner.records[-1]
     gathers = remaining_gathers(compressed)
+    chosen = {d.layer: d.chosen for d in tuner.decisions if d.kind == "conv"} if tuner is not None else {}
     for g in groups:
-        g["groups_after"] = g["learned_groups"]
+        pick = chosen.get(g["layer"], f"groups={g['learned_groups']}")
+        g["groups_after"] = 1 if pick == "dense" else pick if pick == "split" else int(pick.split("=")[1])
     report = {
         "model": getattr(model, "prunex_spec", {"name": type(model).__name__, "kwargs": {}}),
         "input_shape": [None, *example.shape[1:]],
@@ -120,7 +146,10 @@ def compress(
             "fold_bn": options.fold_bn,
             "merge_branches": options.merge_branches,
             "tolerance": options.tolerance,
+            "tune": options.tune,
+            "target": asdict(options.target) if tuner is not None else None,
         },
+        "lowering": [d.as_dict() for d in tuner.decisions] if tuner is not None else [],
         "passes": [r.as_dict() for r in runner.records],
         "groups": groups,
         "blocks_removed": _blocks_removed(runner.records, frozen),

@@ -59,6 +59,7 @@ def test_speedups_pair_gated_and_compressed_of_the_same_run():
     assert speedups(rows) == [
         {
             "group": "r",
+            "kind": "compressed",
             "backend": "eager",
             "dtype": "fp32",
             "batch": 1,

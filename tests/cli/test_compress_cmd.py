@@ -51,7 +51,9 @@ def test_a_failing_pass_writes_only_a_diff_report(trained, tmp_path, monkeypatch
         return gm
 
     original = pipeline_module.default_passes
-    monkeypatch.setattr(pipeline_module, "default_passes", lambda options: [*original(options), ("broken", broken)])
+    monkeypatch.setattr(
+        pipeline_module, "default_passes", lambda options, *rest: [*original(options, *rest), ("broken", broken)]
+    )
     out = tmp_path / "c"
     result = runner.invoke(app, ["compress", str(trained), "--out", str(out)])
     assert result.exit_code == 3
