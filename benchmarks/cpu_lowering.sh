@@ -13,7 +13,7 @@ for model in g_resnext multiresnet maskconnect; do
       --target-device cpu --target-batch "$b" --tuning-cache "$cache" > /dev/null
   done
   python -m prunex bench "$out/$model" --device cpu --backend eager --batch 1,32 --warmup 10 --iters 100 \
-    --out "$out/bench-$model" --no-plot > /dev/null
+    --out "$out/bench-$model" --no-plots > /dev/null
   mkdir -p benchmarks/results
   cp "$out/bench-$model/bench.json" "benchmarks/results/cpu_lowering_${model}.json"
 done

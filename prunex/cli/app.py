@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from prunex import __version__
-from prunex.cli import bench_cmd, compress_cmd, export_cmd, models_cmd, train_cmd
+from prunex.cli import bench_cmd, compress_cmd, export_cmd, inspect_cmd, models_cmd, train_cmd
 
 app = typer.Typer(
     name="prunex",
@@ -19,6 +19,7 @@ app.command("train")(train_cmd.train)
 app.command("compress")(compress_cmd.compress)
 app.command("export")(export_cmd.export)
 app.command("bench")(bench_cmd.bench)
+app.command("inspect")(inspect_cmd.inspect)
 app.command("models")(models_cmd.models)
 
 

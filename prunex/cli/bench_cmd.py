@@ -39,7 +39,12 @@ def bench(
     iters: int = typer.Option(50, "--iters", help="Timed iterations (at least)."),
     min_seconds: float = typer.Option(0.0, "--min-seconds", help="Keep timing until this much time has passed."),
     out: Path = typer.Option(Path("bench"), "--out", "-o", help="Directory for bench.json and bench.png."),
-    plot: bool = typer.Option(True, "--plot/--no-plot", help="Latency-vs-batch PNG (needs matplotlib)."),
+    plots: bool = typer.Option(
+        True,
+        "--plots/--no-plots",
+        help="bench.png (latency against batch) and, per run, "
+        "the pictures of what it learned (as `prunex inspect`); needs matplotlib.",
+    ),
 ) -> None:
     """Time each model on each backend after a warm-up: min / mean / median / p90 / p95 / p99 and throughput.
 
@@ -97,5 +102,12 @@ def bench(
         missing = sorted({(r["backend"], r["reason"]) for r in result["results"] if r["status"] != "ok"})
         for name, reason in missing:
             console.print(f"[dim]{name} not measured: {escape(reason)}[/dim]")
-        png = plot_latency(result, out / "bench.png") if plot else None
+        png = plot_latency(result, out / "bench.png") if plots else None
+        if plots:
+            from prunex.cli.inspect_cmd import write_pictures
+
+            for i, path in enumerate(models):
+                gated = [m for m in bench_models if m.group == str(path) and m.kind == "gated"]
+                if gated:
+                    write_pictures(console, gated[0].module, out / f"learned-{i}-{path.name}", None, ("svg", "png"))
         console.print(f"wrote {out / 'bench.json'}" + (f" and {png}" if png else ""))

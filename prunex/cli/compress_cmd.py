@@ -68,6 +68,7 @@ def compress(
     target_dtype: str = typer.Option("fp32", "--target-dtype", help="fp32 or fp16 (fp16 needs CUDA)."),
     target_backend: str = typer.Option("eager", "--target-backend", help="eager or cuda-graphs."),
     channels_last: bool = typer.Option(False, "--channels-last", help="Tune for NHWC inputs."),
+    plots: bool = typer.Option(False, "--plots", help="Also draw what was learned (as `prunex inspect`) into --out."),
     tuning_cache: Path = typer.Option(
         None,
         "--tuning-cache",
@@ -145,6 +146,12 @@ def compress(
         )
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         print_report(console, report)
+        if plots:
+            from prunex.cli.inspect_cmd import write_pictures
+
+            pictures = write_pictures(console, model, out, report, ("svg", "png"))
+            if pictures:
+                console.print(f"pictures: {', '.join(p.name for p in pictures)}")
         console.print(
             f"compressed model: [bold]{out}[/bold] (model.json, model.safetensors)   report: {out / 'report.json'}"
         )

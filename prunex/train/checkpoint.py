@@ -74,10 +74,13 @@ def _first_line(err: BaseException) -> str:
 
 
 def match_gate_state(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-    """Freeze the MaskConnect gates whose connectivity the state dict holds as a fixed mask."""
+    """Freeze the MaskConnect gates whose connectivity the state dict holds as a fixed mask (dropping the tie-break
+    priority such a state dict may still carry: a frozen mask no longer uses it)."""
     for name, module in model.named_modules():
-        if isinstance(module, BranchGates) and f"{name}.mask" in state_dict and module.weight is not None:
-            module.freeze()
+        if isinstance(module, BranchGates) and f"{name}.mask" in state_dict:
+            if module.weight is not None:
+                module.freeze()
+            state_dict.pop(f"{name}.priority", None)
 
 
 def build_model(spec: dict[str, Any], state_dict: dict[str, torch.Tensor] | None = None) -> nn.Module:

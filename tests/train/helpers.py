@@ -24,6 +24,8 @@ def tiny_config(out, **overrides) -> TrainConfig:
 
 def trained_and_compressed_run(run):
     """One epoch of the tiny MaskConnect on synthetic data in ``run``, compressed into ``run/compressed``."""
+    import json
+
     import torch
 
     from prunex.passes import compress
@@ -35,4 +37,5 @@ def trained_and_compressed_run(run):
     gm, report = compress(model, torch.randn(2, 3, 16, 16))
     meta = {"source": ckpt["spec"], "input_shape": report["input_shape"], "dataset": ckpt["dataset"]}
     save_compressed(gm, run / "compressed", meta)
+    (run / "compressed" / "report.json").write_text(json.dumps(report))
     return run

@@ -1,0 +1,15 @@
+"""What a checkpoint learned, as text and as the papers' pictures (``prunex inspect``)."""
+
+from prunex.inspection.figures import PlottingUnavailable
+from prunex.inspection.structure import connectivity, grouped_layers, sparse_links
+from prunex.inspection.summary import draw, print_summary, summarise
+
+__all__ = [
+    "PlottingUnavailable",
+    "connectivity",
+    "draw",
+    "grouped_layers",
+    "print_summary",
+    "sparse_links",
+    "summarise",
+]

@@ -1,0 +1,148 @@
+"""The pictures hold the right number of blocks, edges, layers and links for models with known gates (checked by
+parsing the SVG), and the text summary matches the model."""
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from prunex.cli.app import app
+from prunex.inspection import connectivity, draw, summarise
+from prunex.models import create_model
+from prunex.nn.branch_gates import BranchGates
+from prunex.nn.sparse_aggregation import exponential_offsets
+from tests.passes.helpers import set_dgconv_gates
+
+pytest.importorskip("matplotlib", reason="the pictures need matplotlib (the plots extra)")
+
+
+def svg_ids(path) -> list[str]:
+    return [el.get("id") for el in ET.parse(path).iter() if el.get("id")]
+
+
+def count(ids, pattern):
+    return sum(1 for i in ids if re.fullmatch(pattern, i))
+
+
+def known_maskconnect():
+    model = create_model("maskconnect_cifar", depth=20, bottleneck_width=4, cardinality=3, fan_in=1).eval()
+    masks = [
+        [[1, 0, 0], [1, 0, 0], [0, 1, 0]],  # module 1 reads blocks 0, 0, 1 of module 0
+        [[0, 1, 0], [0, 1, 0], [0, 0, 1]],  # module 2 reads 1, 1, 2 of module 1
+        [[0, 0, 1], [0, 0, 1], [0, 0, 1]],  # module 3 reads only block 2 of module 2
+        [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+        [[1, 0, 0], [1, 0, 0], [1, 0, 0]],  # module 5 reads only block 0 of module 4
+    ]
+    gates = [m for m in model.modules() if isinstance(m, BranchGates)]
+    for g, mask in zip(gates, masks, strict=True):
+        g.freeze()
+        g.mask = torch.tensor(mask, dtype=torch.float32)
+    return model
+
+
+def test_connectivity_grid_and_active_branches(tmp_path):
+    model = known_maskconnect()
+    conn = connectivity(model)
+    # backwards from the head: module 5 all; it reads only block 0 of module 4, which reads block 0 of module 3,
+    # which reads block 2 of module 2, which reads block 2 of module 1, which reads block 1 of module 0
+    expected_active = [
+        [False, True, False],
+        [False, False, True],
+        [False, False, True],
+        [True, False, False],
+        [True, False, False],
+        [True, True, True],
+    ]
+    assert conn.active == expected_active
+    paths = draw(model, tmp_path)
+    assert {p.name for p in paths} == {
+        "connectivity.svg",
+        "connectivity.png",
+        "active_branches.svg",
+        "active_branches.png",
+    }
+    ids = svg_ids(tmp_path / "connectivity.svg")
+    assert count(ids, r"block-\d+-\d+-(active|pruned)") == 6 * 3
+    assert count(ids, r"block-\d+-\d+-active") == sum(map(sum, expected_active))
+    assert "block-0-2-pruned" in ids and "block-5-1-active" in ids
+    assert count(ids, r"edge-[1-9]\d*-\d+-\d+-(active|pruned)") == 5 * 3  # K = 1: one input per block
+    assert "edge-3-2-0-active" in ids  # module 3 block 0 reads module 2 block 2, and is alive
+    assert count(ids, r"edge-0-stem-\d+-\w+") == 3 and count(ids, r"edge-head-\d+") == 3
+    bars = svg_ids(tmp_path / "active_branches.svg")
+    assert [i for i in bars if i.startswith("module-")] == [
+        f"module-{m}-active-{sum(a)}" for m, a in enumerate(expected_active)
+    ]
+
+
+def test_dgconv_groups_per_layer(tmp_path):
+    model = create_model("g_resnext_cifar", depth=11, cardinality=4, bottleneck_width=4).eval()
+    set_dgconv_gates(model, [[1, 0, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]])
+    draw(model, tmp_path, formats=("svg",))
+    ids = svg_ids(tmp_path / "dgconv_groups.svg")
+    assert [i for i in ids if i.startswith("layer-")] == ["layer-0-groups-4", "layer-1-groups-32", "layer-2-groups-1"]
+
+
+def test_sparsenet_links(tmp_path):
+    model = create_model("sparsenet_cifar", depth=16, growth=4).eval()  # 4 layers per stage
+    draw(model, tmp_path, formats=("svg",))
+    ids = svg_ids(tmp_path / "sparsenet_links.svg")
+    per_stage = sum(len(exponential_offsets(n)) for n in range(1, 6))  # 4 layers + the stage output
+    assert count(ids, r"link-\d+-\d+-\d+") == 3 * per_stage
+    assert count(ids, r"node-\d+-\d+") == 3 * 6
+    assert "link-0-0-4" in ids and "link-0-1-5" in ids  # layer 4 reads the input; the output reads layer 1
+
+
+def test_summary_matches_the_model():
+    model = known_maskconnect()
+    summary = summarise(model)
+    modules = summary["maskconnect"]["modules"]
+    assert [m["active"] for m in modules] == [1, 1, 1, 1, 1, 3]
+    assert modules[1]["reads"] == [[0], [0], [1]] and modules[0]["reads"] is None
+    assert modules[0]["pruned"] == [0, 2]
+    assert modules[5]["live_block_params"] == 3 * sum(p.numel() for p in model.stages[5].blocks[0].parameters())
+    assert summary["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_cli_inspect_with_a_compressed_run(tmp_path):
+    from tests.train.helpers import trained_and_compressed_run
+
+    run = trained_and_compressed_run(tmp_path / "run")
+    result = CliRunner().invoke(app, ["inspect", str(run)], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "MaskConnect: C = 4, K = 2" in result.output
+    summary = json.loads((run / "inspect" / "summary.json").read_text())
+    assert summary["maskconnect"]["fan_in"] == 2
+    assert (run / "inspect" / "connectivity.svg").exists() and (run / "inspect" / "active_branches.png").exists()
+    assert "after compression" in result.output
+    assert summary["compressed"]["params_after"] < summary["compressed"]["params_before"]
+
+
+def test_compress_plots_writes_the_pictures_next_to_the_model(tmp_path):
+    from prunex.train import train
+    from tests.train.helpers import tiny_config
+
+    run = tmp_path / "run"
+    train(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True)
+    result = CliRunner().invoke(app, ["compress", str(run), "--plots"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert (run / "compressed" / "connectivity.svg").exists()
+
+
+def test_without_matplotlib_the_text_summary_still_works(tmp_path, monkeypatch):
+    from prunex.inspection import figures
+    from prunex.train import train
+    from tests.train.helpers import tiny_config
+
+    def missing():
+        raise figures.PlottingUnavailable('pictures need matplotlib: pip install "prunex[plots]"')
+
+    monkeypatch.setattr(figures, "_pyplot", missing)
+    run = tmp_path / "run"
+    train(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True)
+    result = CliRunner().invoke(app, ["inspect", str(run)], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "no pictures" in result.output and "prunex[plots]" in result.output
+    assert (run / "inspect" / "summary.json").exists() and not list((run / "inspect").glob("*.svg"))
