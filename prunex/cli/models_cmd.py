@@ -10,10 +10,6 @@ from prunex.models import analytic_complexity, list_models, model_entry
 from prunex.models.paper_tables import PAPER_ROWS, compare
 
 
-def _millions(n: int) -> str:
-    return f"{n / 1e6:,.3f}M" if n >= 1e5 else f"{n:,}"
-
-
 def models(
     papers: bool = typer.Option(False, "--papers", help="Compare analytic parameter counts with the papers' tables."),
 ) -> None:

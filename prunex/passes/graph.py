@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Iterable
 
 import torch
 from torch import fx, nn
@@ -65,10 +64,6 @@ def module_of(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
 
 def is_module(gm: fx.GraphModule, node: fx.Node, kinds: type | tuple[type, ...]) -> bool:
     return node.op == "call_module" and isinstance(gm.get_submodule(node.target), kinds)
-
-
-def is_function(node: fx.Node, targets: Iterable) -> bool:
-    return node.op in ("call_function", "call_method") and node.target in tuple(targets)
 
 
 def fresh_name(gm: fx.GraphModule, base: str) -> str:

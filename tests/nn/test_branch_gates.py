@@ -125,3 +125,16 @@ def test_ties_are_broken_by_a_fixed_priority_not_by_index():
     assert torch.equal(picks, gates.priority.argmax(1))
     plain = topk_mask(torch.ones(3, 4), 2)
     assert torch.equal(plain, torch.tensor([[1.0, 1, 0, 0]] * 3))  # without a priority: lowest index
+
+
+def test_projection_can_run_as_an_optimizer_hook():
+    from prunex.nn.gates import register_gate_projection
+
+    model = torch.nn.Module()
+    model.gates = BranchGates(3, 3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=10.0)
+    handle = register_gate_projection(opt, model)
+    model.gates.weight.grad = torch.full((3, 3), -1.0)  # one big step up: far beyond 1 before the hook
+    opt.step()
+    assert float(model.gates.weight.max()) == 1.0
+    handle.remove()
