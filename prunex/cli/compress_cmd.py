@@ -22,18 +22,15 @@ EXIT_NOT_EQUIVALENT = 3
 
 def calibration_inputs(ckpt: dict[str, Any], n: int) -> tuple[torch.Tensor, str]:
     """Up to ``n`` real test images of the checkpoint's dataset plus ``n`` random ones, and where they came from."""
-    from prunex.data import DatasetError, calibration_batch
+    from prunex.data import readable_test_images
 
     info = ckpt.get("dataset") or {}
     shape = (info.get("in_chans", 3), info.get("image_size", 32), info.get("image_size", 32))
     noise = torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))
-    if not info.get("name"):
-        return noise, "random (the checkpoint names no dataset)"
-    try:
-        real = calibration_batch(info["name"], info.get("root"), n)
-    except DatasetError as err:
-        return noise, f"random ({info['name']} is not readable here: {err})"
-    return torch.cat([real, noise[: len(real)]]), f"{len(real)} {info['name']} test images + {len(real)} random"
+    real, source = readable_test_images(info, n)
+    if real is None:
+        return noise, f"random ({source})"
+    return torch.cat([real, noise[: len(real)]]), f"{len(real)} {source} test images + {len(real)} random"
 
 
 def _check_out(out: Path, force: bool) -> None:

@@ -1,6 +1,22 @@
 """Datasets: ``digits`` (embedded, offline default), ``cifar10`` / ``cifar100`` and ``imagefolder`` read from a
 local directory (never downloaded), ``synthetic`` for smoke tests."""
 
-from prunex.data.registry import DATASETS, DatasetError, DatasetInfo, LoadedData, calibration_batch, load_dataset
+from prunex.data.registry import (
+    DATASETS,
+    DatasetError,
+    DatasetInfo,
+    LoadedData,
+    calibration_batch,
+    load_dataset,
+    readable_test_images,
+)
 
-__all__ = ["DATASETS", "DatasetError", "DatasetInfo", "LoadedData", "calibration_batch", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "DatasetError",
+    "DatasetInfo",
+    "LoadedData",
+    "calibration_batch",
+    "load_dataset",
+    "readable_test_images",
+]

@@ -77,6 +77,17 @@ def load_dataset(
     return DATASETS[name](Path(root).expanduser() if root is not None else None, image_size, augment)
 
 
+def readable_test_images(info: dict | None, n: int) -> tuple[torch.Tensor | None, str]:
+    """Up to ``n`` test images of the dataset a checkpoint names (``info``: its "dataset" entry), or None and why."""
+    info = info or {}
+    if not info.get("name"):
+        return None, "the checkpoint names no dataset"
+    try:
+        return calibration_batch(info["name"], info.get("root"), n), info["name"]
+    except DatasetError as err:
+        return None, f"{info['name']} is not readable here: {err}"
+
+
 def calibration_batch(name: str, root: str | Path | None = None, n: int = 32) -> torch.Tensor:
     """The first ``n`` test images (no augmentation): real inputs for verifying compiled models."""
     data = load_dataset(name, root, augment=False)

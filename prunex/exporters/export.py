@@ -17,15 +17,9 @@ from prunex.exporters.validate import ValidationReport, onnxruntime_runner, vali
 
 def real_samples(loaded: LoadedModel, n: int = 16) -> torch.Tensor | None:
     """Test images of the model's dataset when they can be read here."""
-    from prunex.data import DatasetError, calibration_batch
+    from prunex.data import readable_test_images
 
-    info = loaded.dataset or {}
-    if not info.get("name"):
-        return None
-    try:
-        return calibration_batch(info["name"], info.get("root"), n)
-    except DatasetError:
-        return None
+    return readable_test_images(loaded.dataset, n)[0]
 
 
 def write_report(path: Path, report: ValidationReport, extra: dict[str, Any]) -> Path:

@@ -132,12 +132,8 @@ def multibranch_complexity(
     return cxm.linear(cxm.global_pool(cx), specs[-1].out_ch, num_classes)
 
 
-def resnext_cifar_complexity(**kwargs) -> Complexity:
-    return multibranch_complexity(**kwargs)
-
-
 @register_model(
-    paper=MASKCONNECT_PAPER + " (Fixed-Full baseline; Xie et al. ResNeXt)", complexity=resnext_cifar_complexity
+    paper=MASKCONNECT_PAPER + " (Fixed-Full baseline; Xie et al. ResNeXt)", complexity=multibranch_complexity
 )
 def resnext_cifar(
     *,

@@ -14,6 +14,7 @@ import torch
 from torch import fx, nn
 
 from prunex.passes.graph import finish, is_module, module_of, own_module
+from prunex.passes.lower_dgconv import inverse_permutation
 
 ELEMENTWISE_MODULES = (
     nn.ReLU,
@@ -42,12 +43,6 @@ def is_gather(node: fx.Node) -> bool:
 
 def gather_order(gm: fx.GraphModule, node: fx.Node) -> torch.Tensor:
     return gm.get_buffer(node.args[2].target)
-
-
-def _inverse(order: torch.Tensor) -> torch.Tensor:
-    inv = torch.empty_like(order)
-    inv[order] = torch.arange(len(order), device=order.device)
-    return inv
 
 
 def _is_channelwise(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -113,7 +108,7 @@ def _absorb_up(gm: fx.GraphModule, gather: fx.Node, route: list[fx.Node]) -> Non
 
 def _absorb_down(gm: fx.GraphModule, gather: fx.Node, passed: list[fx.Node], convs: list[fx.Node]) -> None:
     order = gather_order(gm, gather)
-    inv = _inverse(order)
+    inv = inverse_permutation(order)
     for node in passed:
         if is_module(gm, node, nn.BatchNorm2d):
             _permute_bn(own_module(gm, node), inv)

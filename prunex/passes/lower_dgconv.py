@@ -15,8 +15,9 @@ from prunex.passes.graph import add_buffer, finish, is_module, module_of, replac
 
 
 def inverse_permutation(order: torch.Tensor) -> torch.Tensor:
+    """inv[order[i]] = i."""
     inv = torch.empty_like(order)
-    inv[order] = torch.arange(len(order))
+    inv[order] = torch.arange(len(order), device=order.device)
     return inv
 
 
