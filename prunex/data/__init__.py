@@ -7,6 +7,7 @@ from prunex.data.registry import (
     DatasetInfo,
     LoadedData,
     calibration_batch,
+    default_workers,
     load_dataset,
     readable_test_images,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "DatasetInfo",
     "LoadedData",
     "calibration_batch",
+    "default_workers",
     "load_dataset",
     "readable_test_images",
 ]

@@ -1,16 +1,19 @@
 """CIFAR-10 / CIFAR-100 from a local directory in torchvision's format (never downloaded).
 
 Training augmentation as in the papers: 4-pixel zero padding, random 32×32 crop, horizontal flip; per-channel
-standardisation.
+standardisation. The images are held in memory as one uint8 tensor (:class:`TensorImages`), so training draws
+and augments whole batches on its device.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from torchvision import datasets, transforms
+import torch
+from torchvision import datasets
 
 from prunex.data.registry import DatasetError, DatasetInfo, LoadedData
+from prunex.data.tensor_images import NO_AUGMENTATION, Augmentation, TensorImages
 
 STATS = {  # per-channel mean / std of the training images
     10: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -34,16 +37,23 @@ def load_cifar(root: Path | None, classes: int, *, augment: bool = True) -> Load
     folder = root / FOLDERS[classes][0]
     if not folder.is_dir():
         raise DatasetError(f"{name}: {folder} does not exist; expected {layout(classes)}")
-    mean, std = STATS[classes]
-    normalise = [transforms.ToTensor(), transforms.Normalize(mean, std)]
-    train_tf = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if augment else []
     cls = datasets.CIFAR10 if classes == 10 else datasets.CIFAR100
     try:
-        train = cls(str(root), train=True, transform=transforms.Compose(train_tf + normalise), download=False)
-        test = cls(str(root), train=False, transform=transforms.Compose(normalise), download=False)
+        train = cls(str(root), train=True, download=False)
+        test = cls(str(root), train=False, download=False)
     except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
         raise DatasetError(
             f"{name}: the files in {folder} are missing or do not match CIFAR's checksums ({err}); "
             f"expected {layout(classes)}"
         ) from None
-    return LoadedData(DatasetInfo(name, classes, 3, 32), train, test)
+    mean, std = ([255 * v for v in stat] for stat in STATS[classes])  # of the uint8 pixels
+
+    def images(split) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous(), torch.as_tensor(split.targets)
+
+    augmentation = Augmentation(pad=4, flip=True) if augment else NO_AUGMENTATION
+    return LoadedData(
+        DatasetInfo(name, classes, 3, 32),
+        TensorImages(*images(train), mean, std, augmentation),
+        TensorImages(*images(test), mean, std),
+    )

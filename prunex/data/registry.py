@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,11 @@ DATASETS: dict[str, Callable[[Path | None, int | None, bool], LoadedData]] = {
     "cifar100": _cifar100,
     "imagefolder": _imagefolder,
 }
+
+
+def default_workers() -> int:
+    """Loader worker processes for datasets read from disk: one per core, at most 8."""
+    return min(8, os.cpu_count() or 1)
 
 
 def load_dataset(

@@ -10,12 +10,17 @@ identity path by K going forward and the gradient by K going backward (8^5 ≈ 3
 K = C), and the network does not train at the paper's learning rate. The constants change nothing else: each
 F_j starts with conv → BN, which is scale invariant, and BN3 and the classifier absorb the factor, so the
 function class is the paper's. Compression folds the constants away.
+
+Training runs every module's C blocks as one grouped computation on block-major stacked tensors
+(:mod:`prunex.nn.block_batching`): the same function, with a constant number of ops per module. Evaluation,
+tracing and export use the block-by-block form.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from prunex.models.complexity import Complexity
 from prunex.models.registry import register_model
@@ -26,8 +31,17 @@ from prunex.models.resnext_cifar import (
     multibranch_modules,
     stem,
 )
+from prunex.nn.block_batching import (
+    add_to_blocks,
+    bottlenecks,
+    can_batch_bottlenecks,
+    can_batch_norms,
+    mix_blocks,
+    projection_per_block,
+    sum_blocks,
+)
 from prunex.nn.branch_gates import BranchGates, Connectivity, aggregate_branches, aggregate_branches_stacked
-from prunex.nn.residual import BottleneckFunction, shortcut
+from prunex.nn.residual import BottleneckFunction, Projection, shortcut
 
 
 class MaskConnectModule(nn.Module):
@@ -48,13 +62,25 @@ class MaskConnectModule(nn.Module):
             x = inputs[0]
             s = self.shortcut(x)
             return [self.relu(s + block(x)) for block in self.blocks]
-        mask = self.gates()
-        if self.training and not self.gates.frozen:
-            sums = aggregate_branches_stacked(mask, inputs)
+        if is_fx_symbolic_tracing():  # term by term, so that the compiler sees (and folds) every gate product
+            xs = [s * self.input_scale for s in aggregate_branches(self.gates(), inputs, len(self.blocks))]
         else:
-            sums = aggregate_branches(mask, inputs, len(self.blocks))
-        xs = [s * self.input_scale for s in sums]
+            xs = aggregate_branches_stacked(self.gates.average(), inputs)
         return [self.relu(self.shortcut(x) + block(x)) for x, block in zip(xs, self.blocks, strict=True)]
+
+    def can_batch(self) -> bool:
+        """True if :meth:`forward_batched` computes this module (its blocks' settings agree)."""
+        proj = self.shortcut
+        return can_batch_bottlenecks(self.blocks) and (not isinstance(proj, Projection) or can_batch_norms([proj.bn]))
+
+    def forward_batched(self, y: Tensor) -> Tensor:
+        """:meth:`forward` on block-major stacked tensors: ``y`` holds the C outputs of the previous module (the
+        stem output for the first module); returns this module's C outputs stacked the same way."""
+        if self.gates is None:
+            return nn.functional.relu(add_to_blocks(bottlenecks(self.blocks, y, shared_input=True), self.shortcut(y)))
+        x = mix_blocks(self.gates.average(), y)
+        s = projection_per_block(self.shortcut, x, len(self.blocks)) if isinstance(self.shortcut, Projection) else x
+        return nn.functional.relu(s + bottlenecks(self.blocks, x))
 
 
 class MaskConnectCifar(nn.Module):
@@ -87,8 +113,16 @@ class MaskConnectCifar(nn.Module):
             for i, s in enumerate(specs)
         )
         self.fc = nn.Linear(specs[-1].out_ch, num_classes)
+        self.batch_blocks = True  # train through forward_batched (False: block by block, as in evaluation)
 
     def forward(self, x: Tensor) -> Tensor:
+        if (
+            self.training
+            and self.batch_blocks
+            and not is_fx_symbolic_tracing()
+            and all(m.can_batch() for m in self.stages)
+        ):
+            return self._forward_batched(x)
         ys = [self.stem(x)]
         for module in self.stages:
             ys = module(ys)
@@ -96,6 +130,13 @@ class MaskConnectCifar(nn.Module):
         for y in ys[1:]:
             z = z + y
         z = z * (1.0 / len(ys))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(z, 1), 1))
+
+    def _forward_batched(self, x: Tensor) -> Tensor:
+        y = self.stem(x)
+        for module in self.stages:
+            y = module.forward_batched(y)
+        z = sum_blocks(y, len(self.stages[-1].blocks), mean=True)  # (1/C)·Σ_k y_k
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(z, 1), 1))
 
     @torch.no_grad()

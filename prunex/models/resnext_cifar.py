@@ -2,7 +2,8 @@
 
 Each module holds C parallel bottleneck residual functions on one input: y = ReLU(P(x) + Σ_j F_j(x)), with P
 the identity or a 1×1 conv + BN projection where width or stride changes. D = 9n + 2 (3 stages of n modules
-of 3-layer blocks, plus stem and classifier).
+of 3-layer blocks, plus stem and classifier). Training runs each module's C residual functions as one grouped
+computation (:mod:`prunex.nn.block_batching`), i.e. as the grouped-convolution ResNeXt it is.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
 from prunex.models.registry import register_model
+from prunex.nn.block_batching import bottlenecks, can_batch_bottlenecks, sum_blocks
 from prunex.nn.residual import BottleneckFunction, shortcut
 
 MASKCONNECT_PAPER = "Ahmed & Torresani, Connectivity Learning in Multi-Branch Networks (MaskConnect), 2017"
@@ -65,6 +68,9 @@ class ResNeXtModule(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.training and not is_fx_symbolic_tracing() and can_batch_bottlenecks(self.branches):
+            f = bottlenecks(self.branches, x, shared_input=True)
+            return self.relu(self.shortcut(x) + sum_blocks(f, len(self.branches)))
         y = self.shortcut(x)
         for branch in self.branches:
             y = y + branch(x)

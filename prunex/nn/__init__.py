@@ -5,10 +5,13 @@ from prunex.nn.branch_gates import (
     Connectivity,
     aggregate_branches,
     aggregate_branches_stacked,
+    project_masks_,
     sample_k_of_c,
+    sample_straight_through,
     topk_mask,
 )
 from prunex.nn.dgconv import DGConv2d, binarize_gates, group_order, relation_matrix
+from prunex.nn.gate_fusion import GateFusion, dgconv_complexity
 from prunex.nn.gates import (
     branch_gate_modules,
     dgconv_modules,
@@ -27,6 +30,7 @@ __all__ = [
     "BranchGates",
     "Connectivity",
     "DGConv2d",
+    "GateFusion",
     "MultiResidualBlock",
     "PreActFunction",
     "Projection",
@@ -34,6 +38,7 @@ __all__ = [
     "aggregate_branches",
     "aggregate_branches_stacked",
     "binarize_gates",
+    "dgconv_complexity",
     "branch_gate_modules",
     "dgconv_modules",
     "exponential_offsets",
@@ -41,9 +46,11 @@ __all__ = [
     "gate_parameters",
     "group_order",
     "project_gates_",
+    "project_masks_",
     "register_gate_projection",
     "relation_matrix",
     "sample_k_of_c",
+    "sample_straight_through",
     "shortcut",
     "topk_mask",
     "total_complexity",

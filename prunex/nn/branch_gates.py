@@ -25,42 +25,74 @@ class Connectivity(StrEnum):
 
 
 def sample_k_of_c(probs: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
-    """Binary masks with exactly k ones per row: k distinct draws from Mult(p / Σp), in float64.
+    """Binary masks with exactly k ones per row (last dim): k distinct draws from Mult(p / Σp), in float64.
 
-    A row with fewer than k positive entries keeps all of them and fills the rest uniformly from its zero
-    entries (the projection of :class:`BranchGates` keeps learned masks from ever getting there).
+    Sampling without replacement is an exponential race: with q ~ Exp(1) i.i.d., the k largest p/q are k
+    successive draws from the renormalised multinomial. This is how ``torch.multinomial`` draws without
+    replacement, and for rows with at least k positive entries the masks equal its masks for the same
+    generator state; unlike it, nothing here reads a value back to the host. A row with fewer than k positive
+    entries keeps all of them and fills the rest uniformly from its zero entries (their keys −q are negative and
+    in random order); the projection of :class:`BranchGates` keeps learned masks from ever getting there.
     """
-    p = probs.detach().to(torch.float64).clamp(min=0)
-    rows, c = p.shape
+    c = probs.shape[-1]
     if not 1 <= k <= c:
         raise ValueError(f"fan-in K must be in [1, {c}], got {k}")
-    positive = p > 0
-    short = positive.sum(1) < k
-    mask = torch.zeros(rows, c, dtype=probs.dtype, device=probs.device)
-    if (~short).any():
-        idx = torch.multinomial(p[~short], k, replacement=False, generator=generator)
-        mask[~short] = mask[~short].scatter(1, idx, 1.0)
-    for row in short.nonzero().flatten().tolist():
-        zeros = (~positive[row]).to(torch.float64)
-        extra = torch.multinomial(zeros, k - int(positive[row].sum()), replacement=False, generator=generator)
-        mask[row] = positive[row].to(mask.dtype)
-        mask[row, extra] = 1.0
-    return mask
+    p = probs.detach().to(torch.float64).clamp(min=0)
+    q = torch.empty_like(p).exponential_(generator=generator)
+    keys = torch.where(p > 0, p / q, -q)
+    idx = keys.topk(k, dim=-1).indices
+    return torch.zeros(probs.shape, dtype=probs.dtype, device=probs.device).scatter_(-1, idx, 1.0)
 
 
-def topk_mask(weights: Tensor, k: int, priority: Tensor | None = None) -> Tensor:
-    """Deterministic binary mask of the k largest entries per row.
+class _StraightThroughSample(torch.autograd.Function):
+    """m = sample_k_of_c(m̃) in the forward pass, ∂L/∂m̃ = ∂L/∂m in the backward pass (no ops)."""
 
-    Ties (common once the clipped real masks saturate at 1) go to the higher ``priority``, or to the lower index
-    without one; two stable sorts make this exact and independent of the backend.
+    @staticmethod
+    def forward(ctx, weight: Tensor, k: int) -> Tensor:
+        return sample_k_of_c(weight, k)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad, None
+
+
+def sample_straight_through(weight: Tensor, k: int) -> Tensor:
+    """K-of-C masks sampled from the real masks ``weight`` (any leading dims), with the straight-through gradient
+    of MaskConnect: exactly binary in value, identity in the backward pass."""
+    return _StraightThroughSample.apply(weight, k)
+
+
+def priority_order(priority: Tensor) -> Tensor:
+    """Indices of each row by descending ``priority`` (stable): the tie-breaking order of :func:`topk_mask`."""
+    return torch.sort(priority, dim=-1, descending=True, stable=True).indices
+
+
+def topk_mask(weights: Tensor, k: int, priority: Tensor | None = None, *, order: Tensor | None = None) -> Tensor:
+    """Deterministic binary mask of the k largest entries per row (last dim).
+
+    Ties (common once the clipped real masks saturate at 1) go to the higher ``priority`` (or its precomputed
+    :func:`priority_order`), or to the lower index without one; two stable sorts make this exact and independent of
+    the backend.
     """
     w = weights.detach()
-    order = torch.arange(w.shape[1], device=w.device).expand_as(w)
-    if priority is not None:
-        order = torch.sort(priority.to(w.device), dim=1, descending=True, stable=True).indices
-    by_value = torch.sort(w.gather(1, order), dim=1, descending=True, stable=True).indices[:, :k]
-    idx = order.gather(1, by_value)
-    return torch.zeros(w.shape, dtype=weights.dtype, device=weights.device).scatter_(1, idx, 1.0)
+    if order is None:
+        order = torch.arange(w.shape[-1], device=w.device).expand_as(w)
+        if priority is not None:
+            order = priority_order(priority.to(w.device))
+    by_value = torch.sort(w.gather(-1, order), dim=-1, descending=True, stable=True).indices[..., :k]
+    idx = order.gather(-1, by_value)
+    return torch.zeros(w.shape, dtype=weights.dtype, device=weights.device).scatter_(-1, idx, 1.0)
+
+
+@torch.no_grad()
+def project_masks_(weights: list[Tensor], k: int, order: Tensor) -> None:
+    """Clip real masks of equal shape to [0, 1] in place, keeping at least k positive entries per row: in a row
+    left with fewer, the k entries of :func:`topk_mask` are raised to at least ``MASK_FLOOR``. One pass for all
+    masks (``order``: their :func:`priority_order` stacked), with no value read back to the host."""
+    w = torch.stack(weights).clamp_(0.0, 1.0)
+    short = (w > 0).sum(-1, keepdim=True) < k
+    keep = topk_mask(w, k, order=order) > 0
+    torch._foreach_copy_(weights, list(torch.where(short & keep, w.clamp(min=MASK_FLOOR), w).unbind(0)))
 
 
 class BranchGates(nn.Module):
@@ -97,6 +129,9 @@ class BranchGates(nn.Module):
         else:
             self.weight = None
             self.register_buffer("mask", torch.ones(num_blocks, num_inputs))
+        # the mask (and mask / K) of the current forward when a GateFusion sampled many modules' masks at once
+        self.fused_mask: Tensor | None = None
+        self.fused_average: Tensor | None = None
 
     @property
     def frozen(self) -> bool:
@@ -115,8 +150,15 @@ class BranchGates(nn.Module):
             return self.mask
         if not self.training:
             return topk_mask(self.weight, self.fan_in, self.priority)
-        sampled = sample_k_of_c(self.weight, self.fan_in)
-        return sampled + (self.weight - self.weight.detach())  # exactly binary in value
+        if self.fused_mask is not None:
+            return self.fused_mask
+        return sample_straight_through(self.weight, self.fan_in)
+
+    def average(self) -> Tensor:
+        """m / K: the weights of the average x_j = (1/K)·Σ_k m_jk·y_k of the K inputs a block reads."""
+        if self.fused_average is not None and self.training and self.mask is None:
+            return self.fused_average
+        return self() * (1.0 / self.fan_in)
 
     @torch.no_grad()
     def freeze(self) -> None:
@@ -131,14 +173,8 @@ class BranchGates(nn.Module):
     def project_(self) -> None:
         """Clip the real mask to [0, 1] after an optimiser step, keeping at least K positive entries per row
         (the largest ones are raised to a small floor) so that K distinct connections can always be drawn."""
-        if self.weight is None:
-            return
-        w = self.weight
-        w.clamp_(0.0, 1.0)
-        short = (w > 0).sum(1) < self.fan_in
-        if short.any():
-            keep = topk_mask(w[short], self.fan_in, self.priority[short]).bool()
-            w[short] = torch.where(keep, w[short].clamp(min=MASK_FLOOR), w[short])
+        if self.weight is not None:
+            project_masks_([self.weight], self.fan_in, priority_order(self.priority[None]))
 
     def extra_repr(self) -> str:
         return (
@@ -164,7 +200,18 @@ def aggregate_branches(mask: Tensor, outputs: list[Tensor], num_blocks: int) -> 
 
 
 def aggregate_branches_stacked(mask: Tensor, outputs: list[Tensor]) -> list[Tensor]:
-    """Same as :func:`aggregate_branches` as one contraction (the faster form for training)."""
-    stacked = torch.stack(outputs, 0)
-    mixed = torch.einsum("jk,k...->j...", mask.to(stacked.dtype), stacked)
-    return list(mixed.unbind(0))
+    """Same as :func:`aggregate_branches` as one matrix product, x = M·[y_1; …; y_C], for training.
+
+    The outputs are stacked in their own memory order (channels-last stays channels-last), so the product
+    reads and writes them without layout copies and each x_j comes back as a view in the same layout.
+    """
+    y = outputs[0]
+    order = sorted(range(y.dim()), key=lambda d: -y.stride(d))  # dims from outermost to innermost in memory
+    if order != list(range(y.dim())):
+        outputs = [o.permute(order) for o in outputs]
+    stacked = torch.stack(outputs)
+    mixed = torch.mm(mask.to(stacked.dtype), stacked.view(len(outputs), -1)).view(stacked.shape).unbind(0)
+    if order == list(range(y.dim())):
+        return list(mixed)
+    inverse = sorted(range(y.dim()), key=order.__getitem__)
+    return [x.permute(inverse) for x in mixed]

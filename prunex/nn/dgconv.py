@@ -12,6 +12,9 @@ G = 2^(#zero gates) groups whose members are gathered by the channel permutation
     π(c) = (zero-gate bits of c)·S + (one-gate bits of c)·r + ρ,   S = r·2^(#one gates),
 
 so that P U Pᵀ = I_G ⊗ 1 and DGConv(x) = P_outᵀ · GroupConv_G(P_in x).
+
+Training builds U ⊙ W and the gates' gradient in a constant number of ops whatever K
+(:mod:`prunex.nn.dgconv_mask`); :func:`relation_matrix` is the Kronecker product itself, the reference.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torch.nn.common_types import _size_2_t
+
+from prunex.nn.dgconv_mask import LayerWeights, MaskPlan, masked_weights
 
 GATE_INIT = 1e-8  # the paper initialises every gate to ±1e-8 with a random sign
 
@@ -116,6 +121,15 @@ class DGConv2d(nn.Conv2d):
         self.r_out = out_channels >> self.num_gates
         self.gate = nn.Parameter(torch.empty(self.num_gates, device=device, dtype=torch.float32))
         self.reset_gates()
+        # Index tensors of the masking computation (moved with the module, not saved with it).
+        self._plan_buffers: tuple[str, ...] = ()
+        if self.num_gates:
+            plan = MaskPlan.build([(self.num_gates, self.r_out, self.r_in)], device=device)
+            for name, tensor in plan.tensors().items():
+                self.register_buffer(f"_mask_{name}", tensor, persistent=False)
+            self._plan_buffers = tuple(plan.tensors())
+        # U ⊙ W for the current forward when a DGConvFusion computed it for many layers at once.
+        self.fused_weight: Tensor | None = None
 
     def reset_gates(self, generator: torch.Generator | None = None) -> None:
         """Gates at ±1e-8 with a random sign (the paper's initialisation)."""
@@ -157,9 +171,20 @@ class DGConv2d(nn.Conv2d):
         g = binarize_gates(self.gate)
         return (self.r_in * self.r_out * (1 << self.num_gates)) * torch.prod(1 + g)
 
+    def mask_plan(self) -> MaskPlan:
+        """This layer's masking plan (:mod:`prunex.nn.dgconv_mask`), on the module's device."""
+        tensors = {name: getattr(self, f"_mask_{name}") for name in self._plan_buffers}
+        return MaskPlan.from_tensors(tensors, (self.num_gates,))
+
     def effective_weight(self) -> Tensor:
-        u = self.relation_matrix().to(self.weight.dtype)
-        return self.weight * u[:, :, None, None]
+        """U ⊙ W: computed for this forward by a :class:`~prunex.nn.DGConvFusion`, or here in constant ops."""
+        if self.fused_weight is not None:
+            return self.fused_weight
+        if not self.num_gates:
+            return self.weight  # U = 1_{r_out×r_in}
+        if torch.compiler.is_compiling():  # the compiler fuses the Kronecker products and derives their gradient
+            return self.weight * self.relation_matrix().to(self.weight.dtype)[:, :, None, None]
+        return masked_weights(self.mask_plan(), LayerWeights([self.weight]), self.gate, [self.weight])[0]
 
     def forward(self, x: Tensor) -> Tensor:
         return self._conv_forward(x, self.effective_weight(), self.bias)

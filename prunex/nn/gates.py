@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from prunex.nn.branch_gates import BranchGates
 from prunex.nn.dgconv import DGConv2d
+from prunex.nn.gate_fusion import GateFusion, dgconv_complexity
 
 
 def dgconv_modules(model: nn.Module) -> Iterator[tuple[str, DGConv2d]]:
@@ -28,9 +29,9 @@ def gate_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 @torch.no_grad()
 def project_gates_(model: nn.Module) -> None:
-    """Clip every learned MaskConnect mask to [0, 1] (call after each optimiser step)."""
-    for _, m in branch_gate_modules(model):
-        m.project_()
+    """Clip every learned MaskConnect mask to [0, 1] (call after each optimiser step): one batched projection per
+    mask shape, with no value read back to the host."""
+    GateFusion(model, fuse_forward=False).project_()
 
 
 def register_gate_projection(optimizer: torch.optim.Optimizer, model: nn.Module):
@@ -50,7 +51,4 @@ def freeze_gates(model: nn.Module) -> nn.Module:
 
 def total_complexity(model: nn.Module) -> Tensor:
     """ζ = Σ_ℓ ζ_ℓ over the model's DGConv layers (the paper's resource term, differentiable in the gates)."""
-    terms = [m.complexity() for _, m in dgconv_modules(model)]
-    if not terms:
-        return torch.zeros(())
-    return torch.stack(terms).sum()
+    return dgconv_complexity([m for _, m in dgconv_modules(model)])

@@ -62,9 +62,11 @@ class TrainConfig:
     budget: float | None = None  # DGConv resource constraint b: o = Σ_ℓ C_in·C_out / b
     alpha: float = -0.02  # exponent of the constraint factor (o/ζ)^α, applied while ζ > o
     augment: bool = True
-    amp: bool = True  # mixed precision (CUDA only)
+    amp: bool = True  # mixed precision (CUDA only): bf16 autocast where supported, else fp16 with loss scaling
+    channels_last: bool | None = None  # channels-last tensors (None: on CUDA)
+    compile: bool = False  # torch.compile the training step's model
     device: str = "auto"
-    workers: int = 0
+    workers: int | None = None  # loader processes for on-disk datasets (None: one per core, at most 8)
     seed: int = 0
     out: str | None = None
 

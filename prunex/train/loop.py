@@ -20,14 +20,18 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from prunex.data import DatasetInfo, load_dataset
+from prunex.data import DatasetInfo, default_workers, load_dataset
+from prunex.data.tensor_images import DeviceBatches, TensorImages
 from prunex.models import count_parameters, create_model, model_entry
-from prunex.nn.gates import branch_gate_modules, dgconv_modules, project_gates_, total_complexity
+from prunex.nn.gates import branch_gate_modules, dgconv_modules
 from prunex.train import distributed as dist_utils
 from prunex.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from prunex.train.config import ConfigError, Phase, TrainConfig
-from prunex.train.resource import budget, complexity_summary, constrained_loss
+from prunex.train.resource import budget, complexity_summary
 from prunex.train.schedule import lr_factor
+from prunex.train.step import TrainStep, autocast_dtype, param_groups, sgd
+
+PROGRESS_REFRESH_S = 0.5  # the running loss / accuracy on the progress bar is read back from the device this often
 
 
 class SimulatedKill(RuntimeError):
@@ -87,43 +91,6 @@ def model_kwargs_for(model: str, kwargs: dict[str, Any], info: DatasetInfo) -> d
     return out
 
 
-def _param_groups(model: nn.Module, phase: Phase, config: TrainConfig) -> list[dict[str, Any]]:
-    dg = [m.gate for _, m in dgconv_modules(model) if m.num_gates]
-    masks = [m.weight for _, m in branch_gate_modules(model) if m.weight is not None]
-    gate_ids = {id(p) for p in dg + masks}
-    weights = [p for p in model.parameters() if id(p) not in gate_ids]
-    groups = [
-        dict(
-            params=weights,
-            base_lr=phase.lr,
-            weight_decay=config.weight_decay,
-            momentum=config.momentum,
-            nesterov=config.nesterov and config.momentum > 0,
-            name="weights",
-        )
-    ]
-    if dg:  # DGConv gates: the same optimiser as the weights, without decay (its sign is what matters)
-        groups.append(
-            dict(
-                params=dg,
-                base_lr=phase.gate_lr,
-                weight_decay=0.0,
-                momentum=config.momentum,
-                nesterov=config.nesterov and config.momentum > 0,
-                name="dgconv_gates",
-            )
-        )
-    if masks:  # MaskConnect: plain gradient steps on the real mask, then clipping (Algorithm 1)
-        groups.append(
-            dict(
-                params=masks, base_lr=phase.gate_lr, weight_decay=0.0, momentum=0.0, nesterov=False, name="branch_masks"
-            )
-        )
-    for g in groups:
-        g["lr"] = g["base_lr"]
-    return groups
-
-
 def _set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
     for g in optimizer.param_groups:
         g["lr"] = g["base_lr"] * factor
@@ -176,9 +143,16 @@ class Trainer:
         self.start = (0, 0)  # (phase index, epoch in phase) to run next
         self.history: list[dict[str, Any]] = []
         self.resumed_state: dict[str, Any] | None = None
+        self._step_fn: TrainStep | None = None
         if resume is not None:
             ckpt = load_checkpoint(resume)
-            config = replace(TrainConfig.from_dict(ckpt["config"]), device=config.device, workers=config.workers)
+            config = replace(
+                TrainConfig.from_dict(ckpt["config"]),
+                device=config.device,
+                workers=config.workers,
+                compile=config.compile,
+                channels_last=config.channels_last,
+            )
             self.run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
             config = replace(config, out=str(self.run_dir))
             self.resumed_state = ckpt["train_state"]
@@ -201,10 +175,12 @@ class Trainer:
             kwargs = model_kwargs_for(config.model, config.model_kwargs, self.data.info)
             self.model = create_model(config.model, **kwargs)
             self.run_dir = self._claim_run_dir()
+        self.channels_last = self.ctx.device.type == "cuda" if config.channels_last is None else config.channels_last
         self.model.to(self.ctx.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
         self.use_amp = config.amp and self.ctx.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.budget_o = budget(self.model, config.budget) if config.budget else None
 
     # -- set-up ----------------------------------------------------------------------------------------
@@ -218,22 +194,26 @@ class Trainer:
             (path / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         return Path(dist_utils.gather_objects(self.ctx, str(path) if path else None)[0])
 
-    def _loaders(self) -> tuple[DataLoader, DataLoader, DistributedSampler]:
+    def _loaders(self):
+        """Train and test batches for this process: drawn on the device for in-memory datasets
+        (:class:`DeviceBatches`), else a DataLoader with worker processes and pinned memory."""
         ctx, cfg = self.ctx, self.config
         sampler = DistributedSampler(
             self.data.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed
         )
+        drop_last = len(self.data.train) // ctx.world_size > cfg.batch_size
+        shard = list(range(ctx.rank, len(self.data.test), ctx.world_size))
+        test_batch = max(cfg.batch_size, 256)
+        if isinstance(self.data.train, TensorImages) and isinstance(self.data.test, TensorImages):
+            cl = self.channels_last
+            train = DeviceBatches(self.data.train, cfg.batch_size, ctx.device, sampler, drop_last, channels_last=cl)
+            test = DeviceBatches(self.data.test, test_batch, ctx.device, shard, augment=False, channels_last=cl)
+            return train, test, sampler
+        workers = default_workers() if cfg.workers is None else cfg.workers
         pin = ctx.device.type == "cuda"
-        train = DataLoader(
-            self.data.train,
-            batch_size=cfg.batch_size,
-            sampler=sampler,
-            num_workers=cfg.workers,
-            pin_memory=pin,
-            drop_last=len(self.data.train) // ctx.world_size > cfg.batch_size,
-        )
-        shard = Subset(self.data.test, list(range(ctx.rank, len(self.data.test), ctx.world_size)))
-        test = DataLoader(shard, batch_size=max(cfg.batch_size, 256), num_workers=cfg.workers, pin_memory=pin)
+        options = dict(num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+        train = DataLoader(self.data.train, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop_last, **options)
+        test = DataLoader(Subset(self.data.test, shard), batch_size=test_batch, **options)
         return train, test, sampler
 
     def _wrap(self) -> nn.Module:
@@ -243,51 +223,57 @@ class Trainer:
         return DistributedDataParallel(self.model, device_ids=ids)
 
     # -- one epoch ---------------------------------------------------------------------------------------
-    def _train_epoch(self, net, loader, optimizer, phase: Phase, epoch_in_phase: int, progress, label: str):
+    def _train_epoch(self, step_fn: TrainStep, loader, optimizer, phase: Phase, epoch_in_phase: int, progress, label):
         self.model.train()
         dev, steps = self.ctx.device, len(loader)
         learn_gates = phase.gate_lr > 0
-        loss_sum = correct = count = 0.0
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        count, shown = 0, time.perf_counter()
         task = progress.add_task(label, total=steps, loss=float("nan"), acc=float("nan")) if progress else None
         for step, (x, y) in enumerate(loader):
             _set_lr(optimizer, lr_factor(phase, epoch_in_phase, step, steps))
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            with torch.autocast(dev.type, dtype=torch.float16, enabled=self.use_amp):
-                logits = net(x)
-                loss = nn.functional.cross_entropy(logits, y)
-            objective = loss
-            if self.budget_o is not None and learn_gates:
-                objective = constrained_loss(loss, total_complexity(self.model), self.budget_o, self.config.alpha)
-            optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(objective).backward()
-            self.scaler.step(optimizer)
-            self.scaler.update()
-            project_gates_(self.model)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss, logits = step_fn(x, y, optimizer, learn_gates=learn_gates)
             n = y.numel()
-            loss_sum += float(loss.detach()) * n
-            correct += float((logits.detach().argmax(1) == y).sum())
+            loss_sum += loss.detach() * n
+            correct += (logits.detach().argmax(1) == y).sum()
             count += n
             self.steps_done += 1
             if task is not None:
-                progress.update(task, advance=1, loss=loss_sum / count, acc=100 * correct / count)
+                fields = {}
+                if step + 1 == steps or time.perf_counter() - shown > PROGRESS_REFRESH_S:
+                    fields = dict(loss=float(loss_sum) / count, acc=100 * float(correct) / count)
+                    shown = time.perf_counter()
+                progress.update(task, advance=1, **fields)
             if self.kill_after_steps is not None and self.steps_done >= self.kill_after_steps:
                 raise SimulatedKill(f"stopped after {self.steps_done} steps")
-        loss_sum, correct, count = dist_utils.all_reduce_sum(self.ctx, [loss_sum, correct, count])
-        return loss_sum / max(count, 1), correct / max(count, 1)
+        totals = dist_utils.all_reduce_sum(self.ctx, [float(loss_sum), float(correct), count])
+        loss_total, correct_total, count_total = totals
+        return loss_total / max(count_total, 1), correct_total / max(count_total, 1)
 
     @torch.no_grad()
     def evaluate(self, loader) -> tuple[float, float]:
         self.model.eval()
-        loss_sum = correct = count = 0.0
+        dev = self.ctx.device
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        count = 0
         for x, y in loader:
-            x, y = x.to(self.ctx.device), y.to(self.ctx.device)
-            with torch.autocast(self.ctx.device.type, dtype=torch.float16, enabled=self.use_amp):
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=autocast_dtype(dev), enabled=self.use_amp):
                 logits = self.model(x)
-            loss_sum += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
-            correct += float((logits.argmax(1) == y).sum())
+            loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
             count += y.numel()
-        loss_sum, correct, count = dist_utils.all_reduce_sum(self.ctx, [loss_sum, correct, count])
-        return loss_sum / max(count, 1), correct / max(count, 1)
+        loss_total, correct_total, count_total = dist_utils.all_reduce_sum(
+            self.ctx, [float(loss_sum), float(correct), count]
+        )
+        return loss_total / max(count_total, 1), correct_total / max(count_total, 1)
 
     # -- the run -----------------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -314,18 +300,35 @@ class Trainer:
                 if phase.freeze_connectivity:
                     for _, m in branch_gate_modules(self.model):
                         m.freeze()
-                net = self._wrap()
-                optimizer = torch.optim.SGD(_param_groups(self.model, phase, cfg), lr=phase.lr)
+                step_fn = self._step_fn = TrainStep(
+                    self.model,
+                    self._wrap(),
+                    amp=self.use_amp,
+                    budget=self.budget_o,
+                    alpha=cfg.alpha,
+                    compile=cfg.compile,
+                )
+                self.scaler = step_fn.scaler
+                optimizer = sgd(
+                    param_groups(
+                        self.model,
+                        lr=phase.lr,
+                        gate_lr=phase.gate_lr,
+                        weight_decay=cfg.weight_decay,
+                        momentum=cfg.momentum,
+                        nesterov=cfg.nesterov,
+                    )
+                )
                 if mid_phase and self.resumed_state is not None:
                     optimizer.load_state_dict(self.resumed_state["optimizer"])
-                    if self.resumed_state.get("scaler"):
+                    if self.resumed_state.get("scaler") and self.scaler.is_enabled():
                         self.scaler.load_state_dict(self.resumed_state["scaler"])
                 for e_in in range(self.start[1] if p_idx == self.start[0] else 0, phase.epochs):
                     sampler.set_epoch(epoch)
                     tic = time.perf_counter()
                     label = f"{phase.name:<18} epoch {epoch + 1:>3}/{cfg.total_epochs}"
                     train_loss, train_acc = self._train_epoch(
-                        net, train_loader, optimizer, phase, e_in, progress, label
+                        step_fn, train_loader, optimizer, phase, e_in, progress, label
                     )
                     test_loss, test_acc = self.evaluate(test_loader)
                     metrics = {
@@ -341,7 +344,10 @@ class Trainer:
                     }
                     self._end_epoch(metrics, p_idx, e_in, optimizer)
                     epoch += 1
+                step_fn.close()
         finally:
+            if self._step_fn is not None:
+                self._step_fn.close()
             if progress is not None:
                 progress.stop()
         result = TrainResult(
@@ -372,7 +378,7 @@ class Trainer:
                         "epoch_in_phase": e_in,
                         "epoch": metrics["epoch"],
                         "optimizer": optimizer.state_dict(),
-                        "scaler": self.scaler.state_dict() if self.use_amp else None,
+                        "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                         "rng": rngs,
                         "world_size": self.ctx.world_size,
                     },

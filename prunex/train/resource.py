@@ -17,11 +17,29 @@ def budget(model: nn.Module, b: float) -> float:
     return sum(m.in_channels * m.out_channels for _, m in dgconv_modules(model)) / b
 
 
+class _ConstraintFactor(torch.autograd.Function):
+    """f(ζ) = (o/ζ)^α = (ζ/o)^(−α) while ζ > o, else 1, with f'(ζ) = −α·f/ζ while ζ > o, else 0.
+
+    The exponent is −α·[ζ > o], so the case is chosen on the device (no value read back to the host).
+    """
+
+    @staticmethod
+    def forward(ctx, zeta: Tensor, o: float, alpha: float) -> Tensor:
+        exponent = (zeta > o) * -alpha
+        factor = (zeta / o).pow(exponent)
+        ctx.save_for_backward(zeta, factor, exponent)
+        return factor
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        zeta, factor, exponent = ctx.saved_tensors
+        return grad * factor * exponent / zeta, None, None
+
+
 def constrained_loss(loss: Tensor, zeta: Tensor, o: float, alpha: float) -> Tensor:
     """ℓ · (o/ζ)^α while ζ > o, else ℓ."""
-    if float(zeta.detach()) <= o:
-        return loss
-    return loss * (o / zeta) ** alpha
+    return loss * _ConstraintFactor.apply(zeta, o, alpha)
 
 
 def complexity_summary(model: nn.Module, b: float | None) -> dict[str, float]:

@@ -138,3 +138,52 @@ def test_projection_can_run_as_an_optimizer_hook():
     opt.step()
     assert float(model.gates.weight.max()) == 1.0
     handle.remove()
+
+
+def _multinomial_mask(probs, k, generator):
+    """The sampler before prunex 0.2: torch.multinomial without replacement (it reads values back to the host)."""
+    idx = torch.multinomial(probs.to(torch.float64), k, replacement=False, generator=generator)
+    return torch.zeros_like(probs).scatter(1, idx, 1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 8), st.integers(0, 2**31 - 1))
+def test_sampler_draws_what_torch_multinomial_draws_for_the_same_generator(k, seed):
+    gen = torch.Generator().manual_seed(seed)
+    probs = torch.rand(6, 8, generator=gen)
+    probs[probs < 0.2] = 0
+    probs[:, :k] += 0.5  # at least k positive entries per row
+    a, b = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    for _ in range(3):  # and the generator state moves on in step
+        assert torch.equal(sample_k_of_c(probs, k, a), _multinomial_mask(probs, k, b))
+
+
+def test_sampling_and_projection_never_wait_for_the_device():
+    from prunex.bench.dispatch_count import DispatchCounter
+    from prunex.nn.branch_gates import priority_order, project_masks_
+
+    gates = [BranchGates(8, 8, 4, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    with DispatchCounter() as counter:
+        masks = [g() for g in gates]
+        sum((m * torch.arange(64.0).view(8, 8)).sum() for m in masks).backward()
+        project_masks_([g.weight for g in gates], 4, priority_order(torch.stack([g.priority for g in gates])))
+    assert counter.counts.syncs == 0, counter.counts.host_syncs
+    assert all(g.weight.grad is not None for g in gates)
+
+
+def test_batched_projection_equals_the_projection_of_each_mask():
+    from prunex.nn.branch_gates import priority_order, project_masks_
+
+    gen = torch.Generator().manual_seed(0)
+    gates = [BranchGates(4, 6, 3, generator=gen) for _ in range(3)]
+    with torch.no_grad():
+        for g in gates:
+            g.weight.copy_(torch.randn(4, 6, generator=gen))  # rows with fewer than 3 positive entries
+    singles = [BranchGates(4, 6, 3) for _ in range(3)]
+    for s, g in zip(singles, gates, strict=True):
+        s.load_state_dict(g.state_dict())
+        s.project_()
+    project_masks_([g.weight for g in gates], 3, priority_order(torch.stack([g.priority for g in gates])))
+    for s, g in zip(singles, gates, strict=True):
+        assert torch.equal(s.weight, g.weight)
+        assert torch.all((g.weight > 0).sum(1) >= 3) and g.weight.max() <= 1
