@@ -120,6 +120,41 @@ def projection_per_block(proj: Projection, x: Tensor, blocks: int) -> Tensor:
     return batch_norm_shared(proj.bn, y, blocks)
 
 
+def can_batch_sequentials(sequences: Sequence[nn.Sequential]) -> bool:
+    """True if the sequences are layer for layer the same kinds of Conv2d / BatchNorm2d / ReLU with equal settings,
+    so that :func:`sequentials` can run them together."""
+    kinds = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU)
+    first = sequences[0]
+    for layers in zip(*sequences, strict=True):
+        if not isinstance(layers[0], kinds) or any(type(m) is not type(layers[0]) for m in layers):
+            return False
+        if isinstance(layers[0], nn.BatchNorm2d) and not can_batch_norms(layers):
+            return False
+        if isinstance(layers[0], nn.Conv2d) and len({(m.stride, m.padding, m.dilation, m.groups) for m in layers}) > 1:
+            return False
+    return len(first) > 0 and all(len(s) == len(first) for s in sequences)
+
+
+def sequentials(sequences: Sequence[nn.Sequential], x: Tensor) -> Tensor:
+    """S_j(x) for every sequence j of Conv2d / BatchNorm2d / ReLU layers, all reading the one input ``x``: the
+    outputs stacked block-major. A leading BatchNorm normalises C copies of ``x`` (one per sequence)."""
+    blocks = len(sequences)
+    h, shared = x, True
+    for layers in zip(*sequences, strict=True):
+        first = layers[0]
+        if isinstance(first, nn.BatchNorm2d):
+            if shared:
+                h, shared = h.repeat(1, blocks, 1, 1), False
+            h = batch_norm_blocks(layers, h)
+        elif isinstance(first, nn.ReLU):
+            h = F.relu(h)
+        else:
+            if first.groups != 1:
+                raise ValueError("sequences of grouped convolutions cannot be batched")
+            h, shared = grouped_conv(layers, h, shared_input=shared), False
+    return h
+
+
 def can_batch_bottlenecks(blocks: Sequence[BottleneckFunction]) -> bool:
     """True if the blocks can run as one grouped computation (equal settings, BatchNorms that agree)."""
     if len({tuple(b.conv2.stride) for b in blocks}) > 1:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from torch import Tensor, nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+
+from prunex.nn.block_batching import can_batch_sequentials, sequentials, sum_blocks
 
 BLOCK_KINDS = ("basic", "bottleneck")
 
@@ -50,6 +53,8 @@ class MultiResidualBlock(nn.Module):
 
     A dimension-increasing block (width or stride changes) pre-activates once, h = ReLU(BN(x)), and computes
     y = P(h) + Σ_i f_i(h) with a 1×1 projection P, as the reference (Lua) implementation does.
+
+    In training the k functions run as one grouped computation (:func:`~prunex.nn.block_batching.sequentials`).
     """
 
     def __init__(self, in_ch: int, out_ch: int, *, k: int, stride: int = 1, kind: str = "basic") -> None:
@@ -70,6 +75,9 @@ class MultiResidualBlock(nn.Module):
             y = self.shortcut(x)
         else:
             y = x
+        bodies = [f.body for f in self.functions]
+        if self.training and len(bodies) > 1 and not is_fx_symbolic_tracing() and can_batch_sequentials(bodies):
+            return y + sum_blocks(sequentials(bodies, x), len(bodies))
         for f in self.functions:
             y = y + f(x)
         return y

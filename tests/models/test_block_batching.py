@@ -119,3 +119,22 @@ def _branch_by_branch(model, x):
 def test_resnext_trains_batched_exactly_as_branch_by_branch(channels_last):
     model, reference = _pair("resnext_cifar")
     _compare(model, reference, _branch_by_branch, channels_last)
+
+
+def _function_by_function(model, x):
+    import prunex.nn.multi_residual as module
+
+    batched = module.can_batch_sequentials
+    try:
+        module.can_batch_sequentials = lambda bodies: False
+        return model(x)
+    finally:
+        module.can_batch_sequentials = batched
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("block", ["basic", "bottleneck"])
+def test_multiresnet_trains_batched_exactly_as_function_by_function(block, channels_last):
+    model = create_model("multiresnet_cifar", depth=8 if block == "basic" else 11, k=3, block=block, num_classes=10)
+    reference = copy.deepcopy(model)
+    _compare(model.train(), reference.train(), _function_by_function, channels_last)

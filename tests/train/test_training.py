@@ -62,6 +62,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
     _assert_same_run(_final(tmp_path / "whole"), _final(tmp_path / "killed"))
 
 
+@pytest.mark.slow  # two 8-epoch runs (~30 s); tests/train/test_step.py checks the constraint's gradient quickly
 def test_dgconv_budget_is_met_and_a_looser_one_keeps_more_connections(tmp_path):
     zetas = {}
     for b in (16.0, 2.0):
@@ -87,3 +88,18 @@ def test_an_existing_run_directory_is_not_overwritten(tmp_path):
 
     with pytest.raises(ConfigError, match="already holds a run"):
         Trainer(tiny_config(tmp_path / "run"), quiet=True)
+
+
+@pytest.mark.slow
+def test_compiled_training_writes_the_same_kind_of_run_and_resumes(tmp_path):
+    """prunex train --compile: checkpoints, metrics and resume as without it (torch.compile on the CPU)."""
+    run = tmp_path / "run"
+    cfg = tiny_config(run, model="g_resnext_cifar", model_kwargs={"depth": 11, "cardinality": 4, "bottleneck_width": 4})
+    cfg = TrainConfig.from_dict({**cfg.to_dict(), "compile": True, "budget": 4.0})
+    with pytest.raises(SimulatedKill):
+        Trainer(cfg, quiet=True, kill_after_steps=20).fit()  # in the third epoch (8 steps each)
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    result = Trainer(TrainConfig(compile=True), resume=run, quiet=True).fit()
+    assert [m["epoch"] for m in result.history] == [1, 2, 3, 4]
+    assert load_checkpoint(run)["config"]["compile"] is True
+    assert result.metrics["test_acc"] > 0.5
