@@ -40,7 +40,7 @@ def _metrics(run):
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.slow  # two six-epoch runs in subprocesses (~45 s); the in-process kill and resume test is in the default run
+@pytest.mark.slow  # two six-epoch runs in subprocesses (~45 s); the in-process kill + resume test runs by default
 def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     done = _prunex("train", *TINY, "--epochs", "6", "--out", str(whole), timeout=300)
