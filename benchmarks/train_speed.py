@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         cases = tuple(c for c in cases if c.name in wanted)
     iters = args.iters or (3 if args.quick else 20)
     settings = StepSettings(device, warmup=2 if args.quick else 5, iters=iters, compile=args.compile)
-    console = Console()
+    console = Console(width=max(Console().width, 170))
     precision = "bf16 autocast, channels-last" if device.type == "cuda" else "fp32"
     console.print(f"[bold]training step[/bold] on {device} ({precision}); gated vs plain twin in one run")
 
@@ -86,22 +86,23 @@ def main(argv: list[str] | None = None) -> int:
     loaders = _loaders(device, args.quick)
 
     table = Table(title=f"training step on {device}: gated / plain twin")
-    for col in ("network (batch, px)", "twin", "step ms", "aten ops", "kernel ops", "syncs", "peak MiB"):
-        table.add_column(col, justify="left" if col in ("network (batch, px)", "twin") else "right")
+    for col in ("network", "batch, px", "plain twin", "step ms", "aten ops", "kernel ops", "syncs", "peak MiB"):
+        table.add_column(col, justify="left" if col in ("network", "plain twin") else "right", no_wrap=True)
     if device.type == "cuda":
-        table.add_column("CUDA kernels", justify="right")
+        table.add_column("CUDA kernels", justify="right", no_wrap=True)
     if args.compile:
-        table.add_column("compiled ms", justify="right")
+        table.add_column("compiled ms", justify="right", no_wrap=True)
     for r in results:
         g, p, q = r.gated, r.plain, r.ratios
         row = [
-            f"{r.case} ({r.batch_size}, {r.image_size})",
+            r.case,
+            f"{r.batch_size}, {r.image_size}",
             r.twin,
             f"{g.step_ms:.1f} / {p.step_ms:.1f} = {q['step_time']:.2f}×",
             f"{g.aten_ops} / {p.aten_ops} = {q['aten_ops']:.3f}×",
             f"{g.kernel_ops} / {p.kernel_ops} = {q['kernel_ops']:.3f}×",
             f"{g.host_syncs} / {p.host_syncs}",
-            f"{g.peak_memory_bytes / 2**20:.0f} / {p.peak_memory_bytes / 2**20:.0f}",
+            f"{g.peak_memory_bytes / 2**20:.0f} / {p.peak_memory_bytes / 2**20:.0f} = {q['peak_memory']:.2f}×",
         ]
         if device.type == "cuda":
             row.append(f"{g.cuda_kernels} / {p.cuda_kernels} = {q.get('cuda_kernels', float('nan')):.2f}×")

@@ -37,16 +37,7 @@ def dense_twin(model: nn.Module) -> nn.Module:
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, DGConv2d):
-                conv = nn.Conv2d(
-                    child.in_channels,
-                    child.out_channels,
-                    child.kernel_size,
-                    stride=child.stride,
-                    padding=child.padding,
-                    dilation=child.dilation,
-                    bias=child.bias is not None,
-                )
-                setattr(module, name, conv)
+                setattr(module, name, child.conv_like())
     return model
 
 
@@ -108,14 +99,20 @@ PAPER_CASES = (
         32,
     ),
     TrainingCase(
-        "multiresnet_14_10", "multiresnet_cifar", {"depth": 14, "k": 10}, "compressed", _compressed_twin, 128, 32
+        "multiresnet_14_10",
+        "multiresnet_cifar",
+        {"depth": 14, "k": 10},
+        "its compressed network",
+        _compressed_twin,
+        128,
+        32,
     ),
     TrainingCase(
         "sparsenet_100_24", "sparsenet_cifar", {"depth": 100, "growth": 24}, "compressed", _compressed_twin, 64, 32
     ),
 )
 
-QUICK = {"g_resnext50": (2, 64, 10), "maskconnect_29_64_8": (8, 32, 10), "multiresnet_14_10": (8, 32, 10)}
+QUICK = {"g_resnext50": (8, 64, 10), "maskconnect_29_64_8": (8, 32, 10), "multiresnet_14_10": (8, 32, 10)}
 
 
 def quick_cases() -> tuple[TrainingCase, ...]:

@@ -198,21 +198,26 @@ class DGConv2d(nn.Conv2d):
         blocks = [w[i * so : (i + 1) * so, i * si : (i + 1) * si] for i in range(g)]
         return torch.cat(blocks, 0)
 
-    def to_grouped_conv(self) -> tuple[nn.Conv2d, Tensor, Tensor]:
-        """Exact realisation as (conv, in_order, out_order): y[:, out_order] = conv(x[:, in_order])."""
-        conv = nn.Conv2d(
+    def conv_like(self, groups: int = 1) -> nn.Conv2d:
+        """A fresh ``nn.Conv2d`` with this layer's geometry (channels, kernel, stride, padding, dilation, bias,
+        device, dtype) and ``groups`` groups."""
+        return nn.Conv2d(
             self.in_channels,
             self.out_channels,
             self.kernel_size,
             stride=self.stride,
             padding=self.padding,
             dilation=self.dilation,
-            groups=self.num_groups,
+            groups=groups,
             bias=self.bias is not None,
             padding_mode=self.padding_mode,
             device=self.weight.device,
             dtype=self.weight.dtype,
         )
+
+    def to_grouped_conv(self) -> tuple[nn.Conv2d, Tensor, Tensor]:
+        """Exact realisation as (conv, in_order, out_order): y[:, out_order] = conv(x[:, in_order])."""
+        conv = self.conv_like(self.num_groups)
         out_order = self.out_order()
         with torch.no_grad():
             conv.weight.copy_(self.grouped_weight())

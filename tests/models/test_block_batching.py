@@ -102,34 +102,26 @@ def test_fused_sampling_draws_each_module_from_its_own_mask():
     assert sample_k_of_c(torch.tensor([[1.0, 0, 1, 0]]), 2).tolist() == [[1.0, 0, 1, 0]]
 
 
-def _branch_by_branch(model, x):
-    from prunex.nn import block_batching
+def _without_batching(module, check):
+    """A reference forward with ``module.<check>`` answering False: the block-by-block path."""
 
-    batched = block_batching.can_batch_bottlenecks
-    try:
-        import prunex.models.resnext_cifar as module
+    def forward(model, x):
+        batched = getattr(module, check)
+        setattr(module, check, lambda blocks: False)
+        try:
+            return model(x)
+        finally:
+            setattr(module, check, batched)
 
-        module.can_batch_bottlenecks = lambda blocks: False
-        return model(x)
-    finally:
-        module.can_batch_bottlenecks = batched
+    return forward
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_resnext_trains_batched_exactly_as_branch_by_branch(channels_last):
+    import prunex.models.resnext_cifar as module
+
     model, reference = _pair("resnext_cifar")
-    _compare(model, reference, _branch_by_branch, channels_last)
-
-
-def _function_by_function(model, x):
-    import prunex.nn.multi_residual as module
-
-    batched = module.can_batch_sequentials
-    try:
-        module.can_batch_sequentials = lambda bodies: False
-        return model(x)
-    finally:
-        module.can_batch_sequentials = batched
+    _compare(model, reference, _without_batching(module, "can_batch_bottlenecks"), channels_last)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -137,4 +129,6 @@ def _function_by_function(model, x):
 def test_multiresnet_trains_batched_exactly_as_function_by_function(block, channels_last):
     model = create_model("multiresnet_cifar", depth=8 if block == "basic" else 11, k=3, block=block, num_classes=10)
     reference = copy.deepcopy(model)
-    _compare(model.train(), reference.train(), _function_by_function, channels_last)
+    import prunex.nn.multi_residual as module
+
+    _compare(model.train(), reference.train(), _without_batching(module, "can_batch_sequentials"), channels_last)
