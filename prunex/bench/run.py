@@ -94,6 +94,12 @@ def run_grid(
                             row.update(status="ok", **summarise(samples, batch).as_dict())
                         except BackendUnavailable as err:
                             reason = str(err)
+                        except (torch.OutOfMemoryError, MemoryError) as err:
+                            reason = _out_of_memory(err, batch, settings.device)
+                        except RuntimeError as err:
+                            if "out of memory" not in str(err) and "can't allocate memory" not in str(err):
+                                raise
+                            reason = _out_of_memory(err, batch, settings.device)
                     if reason is not None:
                         row.update(status="unavailable", reason=reason)
                     rows.append(row)
@@ -114,6 +120,12 @@ def run_grid(
         "results": rows,
         "speedups": speedups(rows),
     }
+
+
+def _out_of_memory(err: BaseException, batch: int, device: torch.device) -> str:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return f"out of memory at batch {batch} ({str(err).splitlines()[0][:120]})"
 
 
 def speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from prunex import __version__
-from prunex.cli import bench_cmd, compress_cmd, export_cmd, inspect_cmd, models_cmd, train_cmd
+from prunex.cli import bench_cmd, compress_cmd, errors, export_cmd, inspect_cmd, models_cmd, train_cmd
 
 app = typer.Typer(
     name="prunex",
@@ -32,8 +32,14 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version."),
+    verbose: bool = typer.Option(False, "--verbose", help="Also print the cause (traceback) of an error."),
 ) -> None:
-    """prunex: train → compress → export → bench."""
+    """prunex: train → compress → export → bench.
+
+    Exit status: 0 done, 2 bad input (nothing changed), 3 a result failed its numerical verification (earlier
+    results kept), 130 interrupted.
+    """
+    errors.verbose = verbose
 
 
 def main() -> None:

@@ -10,7 +10,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from prunex.artifacts import InputError, atomic_directory, check_writable_parent
 from prunex.cli.errors import handle_errors
+
+BENCH_FILES = ("bench.json", "bench.png")
 
 
 def _csv(value: str) -> list[str]:
@@ -35,10 +38,17 @@ def bench(
     channels_last: bool = typer.Option(
         None, "--channels-last/--no-channels-last", help="NHWC memory format (default: on for CUDA)."
     ),
-    warmup: int = typer.Option(10, "--warmup", help="Untimed iterations first."),
-    iters: int = typer.Option(50, "--iters", help="Timed iterations (at least)."),
-    min_seconds: float = typer.Option(0.0, "--min-seconds", help="Keep timing until this much time has passed."),
-    out: Path = typer.Option(Path("bench"), "--out", "-o", help="Directory for bench.json and bench.png."),
+    warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed iterations first."),
+    iters: int = typer.Option(50, "--iters", min=1, help="Timed iterations (at least)."),
+    min_seconds: float = typer.Option(
+        0.0, "--min-seconds", min=0.0, help="Keep timing until this much time has passed."
+    ),
+    out: Path = typer.Option(
+        Path("bench"),
+        "--out",
+        "-o",
+        help="Directory for bench.json and bench.png; replaced only when the whole benchmark has run.",
+    ),
     plots: bool = typer.Option(
         True,
         "--plots/--no-plots",
@@ -71,6 +81,11 @@ def bench(
             batches = [int(b) for b in _csv(batch)]
         except ValueError:
             raise ConfigError(f"--batch takes comma-separated integers, got {batch!r}") from None
+        if not batches or min(batches) < 1:
+            raise ConfigError(f"--batch takes comma-separated batch sizes of at least 1, got {batch!r}")
+        if not backends:
+            raise ConfigError("--backend names no backend")
+        check_output_dir(out)
         bench_models = []
         for path in models:
             for loaded in load_pair(path):  # one argument = one group: its gated and compressed models
@@ -92,22 +107,36 @@ def bench(
                 line = f"{row['model']} [{row['kind']}] {row['backend']} {row['dtype']} batch {row['batch']}"
                 console.print(f"  {escape(line)}: median {row['median_ms']:.3f} ms")
 
-        result = run_grid(bench_models, settings, on_row=show)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-        for table in results_tables(result):
-            console.print(table)
-        for line in unstable_rows(result):
-            console.print(f"[yellow]warning: coefficient of variation above 2.5 %: {escape(line)}[/yellow]")
-        missing = sorted({(r["backend"], r["reason"]) for r in result["results"] if r["status"] != "ok"})
-        for name, reason in missing:
-            console.print(f"[dim]{name} not measured: {escape(reason)}[/dim]")
-        png = plot_latency(result, out / "bench.png") if plots else None
-        if plots:
-            from prunex.cli.inspect_cmd import write_pictures
+        with atomic_directory(out, replace=True) as tmp:
+            result = run_grid(bench_models, settings, on_row=show)
+            (tmp / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+            for table in results_tables(result):
+                console.print(table)
+            for line in unstable_rows(result):
+                console.print(f"[yellow]warning: coefficient of variation above 2.5 %: {escape(line)}[/yellow]")
+            missing = sorted({(r["backend"], r["reason"]) for r in result["results"] if r["status"] != "ok"})
+            for name, reason in missing:
+                console.print(f"[dim]{name} not measured: {escape(reason)}[/dim]")
+            png = plot_latency(result, tmp / "bench.png") if plots else None
+            if plots:
+                from prunex.cli.inspect_cmd import write_pictures
 
-            for i, path in enumerate(models):
-                gated = [m for m in bench_models if m.group == str(path) and m.kind == "gated"]
-                if gated:
-                    write_pictures(console, gated[0].module, out / f"learned-{i}-{path.name}", None, ("svg", "png"))
-        console.print(f"wrote {out / 'bench.json'}" + (f" and {png}" if png else ""))
+                for i, path in enumerate(models):
+                    gated = [m for m in bench_models if m.group == str(path) and m.kind == "gated"]
+                    if gated:
+                        pictures = tmp / f"learned-{i}-{path.name}"
+                        write_pictures(console, gated[0].module, pictures, None, ("svg", "png"))
+        console.print(f"wrote {out / 'bench.json'}" + (f" and {out / 'bench.png'}" if png else ""))
+
+
+def check_output_dir(out: Path) -> None:
+    """``out`` may be replaced if it holds nothing but an earlier benchmark's files (or does not exist)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a directory")
+    if out.exists():
+        others = [f.name for f in out.iterdir() if f.name not in BENCH_FILES and not f.name.startswith("learned-")]
+        if others:
+            raise InputError(
+                f"{out} holds files prunex bench did not write ({', '.join(sorted(others)[:5])}); choose another --out"
+            )
+    check_writable_parent(out)

@@ -10,22 +10,22 @@ import torch
 import typer
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from prunex.cli.errors import handle_errors
+from prunex.artifacts import InputError, atomic_directory, atomic_write_text, check_writable_parent
+from prunex.cli.errors import handle_errors, warn
+from prunex.inspection.summary import PICTURE_NAMES
 
-OUTPUT_FILES = ("model.json", "model.safetensors", "report.json", "failure.json")
-EXIT_NOT_EQUIVALENT = 3
+MODEL_FILES = ("model.json", "model.safetensors", "report.json")
 
 
 def calibration_inputs(ckpt: dict[str, Any], n: int) -> tuple[torch.Tensor, str]:
     """Up to ``n`` real test images of the checkpoint's dataset plus ``n`` random ones, and where they came from."""
-    from prunex.data import readable_test_images
+    from prunex.data import image_shape, readable_test_images
 
     info = ckpt.get("dataset") or {}
-    shape = (info.get("in_chans", 3), info.get("image_size", 32), info.get("image_size", 32))
+    shape = image_shape(info)
     noise = torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))
     real, source = readable_test_images(info, n)
     if real is None:
@@ -33,14 +33,34 @@ def calibration_inputs(ckpt: dict[str, Any], n: int) -> tuple[torch.Tensor, str]
     return torch.cat([real, noise[: len(real)]]), f"{len(real)} {source} test images + {len(real)} random"
 
 
-def _check_out(out: Path, force: bool) -> None:
-    taken = [f for f in OUTPUT_FILES if (out / f).exists()]
-    if taken and not force:
-        raise FileExistsError(
-            f"{out} already holds a compressed model ({', '.join(taken)}); pass --force to replace it"
+def check_output_dir(out: Path, force: bool) -> bool:
+    """Whether ``out`` holds a compressed model (it may be replaced only with ``force``). Anything in ``out`` that
+    ``prunex compress`` did not write is never replaced, with or without ``force``."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a directory")
+    if not out.exists():
+        return False
+    ours = set(MODEL_FILES) | {"failure.json"} | {f"{p}.{ext}" for p in PICTURE_NAMES for ext in ("svg", "png")}
+    others = sorted(f.name for f in out.iterdir() if f.name not in ours)
+    if others:
+        raise InputError(
+            f"{out} holds files prunex compress did not write ({', '.join(others[:5])}); choose another --out"
         )
-    for f in taken:
-        (out / f).unlink()
+    taken = [f for f in MODEL_FILES if (out / f).exists()]
+    if taken and not force:
+        raise InputError(f"{out} already holds a compressed model ({', '.join(taken)}); pass --force to replace it")
+    return bool(taken)
+
+
+def write_failure(out: Path, holds_model: bool, report: dict[str, Any]) -> Path:
+    """The diff report of a failed verification: in ``out`` when it holds no model, else beside it (the model in
+    ``out`` stays as it was)."""
+    text = json.dumps(report, indent=2) + "\n"
+    if holds_model:
+        return atomic_write_text(out.parent / f"{out.name}.failure.json", text)
+    with atomic_directory(out, replace=True) as tmp:
+        atomic_write_text(tmp / "failure.json", text)
+    return out / "failure.json"
 
 
 def compress(
@@ -50,9 +70,11 @@ def compress(
     fold_bn: bool = typer.Option(True, "--fold-bn/--no-fold-bn", help="Fold BatchNorm into the preceding convs."),
     merge: bool = typer.Option(True, "--merge/--no-merge", help="Merge parallel branches into wide / grouped convs."),
     tolerance: float = typer.Option(
-        1e-4, "--tolerance", help="Accepted max |Δ| per pass, relative to the output scale."
+        1e-4, "--tolerance", min=0.0, help="Accepted max |Δ| per pass, relative to the output scale."
     ),
-    calibration: int = typer.Option(32, "--calibration", help="Real test images to verify on (plus as many random)."),
+    calibration: int = typer.Option(
+        32, "--calibration", min=1, help="Real test images to verify on (plus as many random)."
+    ),
     tune: str = typer.Option(
         "off",
         "--tune",
@@ -61,7 +83,7 @@ def compress(
         "full: measure everything again.",
     ),
     target_device: str = typer.Option("cpu", "--target-device", help="Device to tune for: cpu or cuda[:N]."),
-    target_batch: int = typer.Option(1, "--target-batch", help="Batch size to tune for."),
+    target_batch: int = typer.Option(1, "--target-batch", min=1, help="Batch size to tune for."),
     target_dtype: str = typer.Option("fp32", "--target-dtype", help="fp32 or fp16 (fp16 needs CUDA)."),
     target_backend: str = typer.Option("eager", "--target-backend", help="eager or cuda-graphs."),
     channels_last: bool = typer.Option(False, "--channels-last", help="Tune for NHWC inputs."),
@@ -76,8 +98,11 @@ def compress(
     layers, no pickle) and report.json.
 
     Passes: fold gate constants → remove dead blocks → CSE → fold BN → merge branches → DGConv to grouped convs →
-    fold permutations → remove no-ops. A pass that changes the output beyond the tolerance stops the run and
-    writes failure.json instead.
+    fold permutations → remove no-ops. A pass that changes the output beyond the tolerance stops the run (exit 3)
+    and writes failure.json instead (beside OUT, as OUT.failure.json, when OUT already holds a model).
+
+    Nothing is written until the whole compilation has succeeded: a failed or interrupted run leaves OUT as it
+    was, and --force replaces an earlier compressed model only then.
     """
     from prunex.passes import CompressOptions, PassVerificationError
     from prunex.passes import compress as run_compress
@@ -90,11 +115,6 @@ def compress(
 
     console = Console()
     with handle_errors(console):
-        model, ckpt = model_from_checkpoint(checkpoint)
-        run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
-        out = out or run_dir / "compressed"
-        _check_out(out, force)
-        x, source = calibration_inputs(ckpt, calibration)
         if tune not in MODES:
             raise ConfigError(f"--tune must be one of {', '.join(MODES)}, got {tune!r}")
         try:
@@ -103,6 +123,12 @@ def compress(
             raise ConfigError(str(err)) from None
         if tune != "off":
             pick_device(target_device)  # a missing CUDA device is reported before any work
+        model, ckpt = model_from_checkpoint(checkpoint)
+        run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+        out = out or run_dir / "compressed"
+        holds_model = check_output_dir(out, force)
+        check_writable_parent(out)
+        x, source = calibration_inputs(ckpt, calibration)
         options = CompressOptions(
             fold_bn=fold_bn,
             merge_branches=merge,
@@ -119,36 +145,36 @@ def compress(
         def advance(record) -> None:
             progress.update(task, advance=1, description=record.name)
 
-        try:
-            with progress:
-                gm, report = run_compress(model, x[:1], calibration=x, options=options, on_pass=advance)
-        except PassVerificationError as err:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "failure.json").write_text(json.dumps(err.report, indent=2) + "\n")
-            console.print(
-                f"[bold red]not equivalent:[/bold red] {escape(str(err))}\ndiff report: {out / 'failure.json'}"
+        with atomic_directory(out, replace=True) as tmp:
+            try:
+                with progress:
+                    gm, report = run_compress(model, x[:1], calibration=x, options=options, on_pass=advance)
+            except PassVerificationError as err:
+                path = write_failure(out, holds_model, err.report)
+                kept = f"; the compressed model in {out} is unchanged" if holds_model else ""
+                raise PassVerificationError(f"{err}\ndiff report: {path}{kept}", err.report) from None
+            for warning in report.get("warnings", []):
+                warn(console, warning)
+            report["checkpoint"] = str(checkpoint)
+            report["calibration"] = source
+            save_compressed(
+                gm,
+                tmp,
+                {
+                    "source": ckpt["spec"],
+                    "input_shape": report["input_shape"],
+                    "dataset": ckpt.get("dataset"),
+                    "totals": report["totals"],
+                },
             )
-            raise typer.Exit(EXIT_NOT_EQUIVALENT) from None
-        report["checkpoint"] = str(checkpoint)
-        report["calibration"] = source
-        save_compressed(
-            gm,
-            out,
-            {
-                "source": ckpt["spec"],
-                "input_shape": report["input_shape"],
-                "dataset": ckpt.get("dataset"),
-                "totals": report["totals"],
-            },
-        )
-        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        print_report(console, report)
-        if plots:
-            from prunex.cli.inspect_cmd import write_pictures
+            (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+            print_report(console, report)
+            if plots:
+                from prunex.cli.inspect_cmd import write_pictures
 
-            pictures = write_pictures(console, model, out, report, ("svg", "png"))
-            if pictures:
-                console.print(f"pictures: {', '.join(p.name for p in pictures)}")
+                pictures = write_pictures(console, model, tmp, report, ("svg", "png"))
+                if pictures:
+                    console.print(f"pictures: {', '.join(p.name for p in pictures)}")
         console.print(
             f"compressed model: [bold]{out}[/bold] (model.json, model.safetensors)   report: {out / 'report.json'}"
         )

@@ -1,35 +1,80 @@
-"""Turn the errors a user can cause (bad input, bad files) into one clear line and a non-zero exit."""
+"""One line for every mistake a user can make, and an exit status that says which kind it was.
+
+| exit | meaning |
+|---|---|
+| 0 | done |
+| 2 | bad input: an option, a file or a directory (nothing was changed) |
+| 3 | a result failed its numerical verification (nothing was shipped; earlier results kept) |
+| 130 | interrupted (Ctrl-C); the message says what was kept |
+
+Anything else is a bug in prunex and keeps its traceback. ``prunex --verbose`` prints the cause of a caught error
+too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from prunex.data import DatasetError
-from prunex.models import UnknownModelError
-from prunex.passes.serialization import SerializationError
-from prunex.train.checkpoint import CheckpointError
-from prunex.train.config import ConfigError
+from prunex.artifacts.errors import InputError, NotEquivalentError
 
-USER_ERRORS = (ConfigError, DatasetError, CheckpointError, UnknownModelError, FileExistsError, SerializationError)
 EXIT_USER_ERROR = 2
+EXIT_NOT_EQUIVALENT = 3
+EXIT_INTERRUPTED = 130
+NOTHING_WRITTEN = "nothing was written; earlier results are as they were"
+
+verbose = False  # set by `prunex --verbose`
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` without a worker process's traceback (DataLoader workers re-raise with it)."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
+def _file_error(err: OSError) -> str:
+    where = f" {err.filename}" if err.filename else ""
+    return f"cannot use{where}: {err.strerror or err}"
 
 
 @contextmanager
-def handle_errors(console: Console) -> Iterator[None]:
-    """Known user errors print ``error: …`` and exit 2; anything else is a bug and keeps its traceback."""
+def handle_errors(console: Console, interrupted: str | Callable[[], str] | None = None) -> Iterator[None]:
+    """Map the errors a user can cause to one line and their exit status (see the module docstring).
+
+    ``interrupted`` is what Ctrl-C leaves behind, in words, or a function that says it when it happens (default:
+    nothing was written).
+    """
     try:
         yield
-    except USER_ERRORS as err:
-        console.print(f"[bold red]error:[/bold red] {escape(str(err))}")
+    except NotEquivalentError as err:
+        _show_cause(console)
+        console.print(f"[bold red]not equivalent:[/bold red] {escape(one_line(err))}")
+        raise typer.Exit(EXIT_NOT_EQUIVALENT) from None
+    except (InputError, FileExistsError) as err:
+        _show_cause(console)
+        console.print(f"[bold red]error:[/bold red] {escape(one_line(err))}")
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileNotFoundError) as err:
+        _show_cause(console)
+        console.print(f"[bold red]error:[/bold red] {escape(_file_error(err))}")
         raise typer.Exit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
-        console.print(
-            "[yellow]interrupted[/yellow]: the last complete epoch is in the run's checkpoint.pt; "
-            "continue with `prunex train --resume RUN_DIR`"
-        )
-        raise typer.Exit(130) from None
+        said = interrupted() if callable(interrupted) else interrupted
+        console.print(f"[yellow]interrupted[/yellow]: {escape(said or NOTHING_WRITTEN)}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _show_cause(console: Console) -> None:
+    if verbose:
+        console.print_exception()
+
+
+def warn(console: Console, message: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {escape(message)}")

@@ -8,6 +8,7 @@ from prunex.data.registry import (
     LoadedData,
     calibration_batch,
     default_workers,
+    image_shape,
     load_dataset,
     readable_test_images,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "LoadedData",
     "calibration_batch",
     "default_workers",
+    "image_shape",
     "load_dataset",
     "readable_test_images",
 ]

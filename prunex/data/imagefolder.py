@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
 from torchvision import datasets, transforms
 
 from prunex.data.registry import DatasetError, DatasetInfo, LoadedData
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LAYOUT = "ROOT/train/<class>/<image> and ROOT/val/<class>/<image> (ROOT/test/ is accepted for val)"
+
+
+def read_image(path: str) -> Image.Image:
+    """An RGB image, or a DatasetError naming the file that cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise DatasetError(f"imagefolder: cannot read {path}: {err}") from None
 
 
 def load_imagefolder(root: Path | None, *, image_size: int = 224, augment: bool = True) -> LoadedData:
@@ -32,8 +42,10 @@ def load_imagefolder(root: Path | None, *, image_size: int = 224, augment: bool 
         train_tf = [transforms.Resize(image_size * 8 // 7), transforms.CenterCrop(image_size)]
     test_tf = [transforms.Resize(image_size * 8 // 7), transforms.CenterCrop(image_size)]
     try:
-        train = datasets.ImageFolder(str(train_dir), transform=transforms.Compose(train_tf + normalise))
-        test = datasets.ImageFolder(str(test_dir), transform=transforms.Compose(test_tf + normalise))
+        train = datasets.ImageFolder(
+            str(train_dir), transform=transforms.Compose(train_tf + normalise), loader=read_image
+        )
+        test = datasets.ImageFolder(str(test_dir), transform=transforms.Compose(test_tf + normalise), loader=read_image)
     except (FileNotFoundError, RuntimeError) as err:
         raise DatasetError(f"imagefolder: {err}; expected {LAYOUT}") from None
     if train.classes != test.classes:

@@ -10,8 +10,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from prunex.artifacts.errors import InputError
 
-class DatasetError(ValueError):
+
+class DatasetError(InputError):
     """A dataset that cannot be read: the message names the expected layout."""
 
 
@@ -83,10 +85,19 @@ def load_dataset(
     return DATASETS[name](Path(root).expanduser() if root is not None else None, image_size, augment)
 
 
+def image_shape(info: dict | None) -> tuple[int, int, int]:
+    """(C, H, W) of the images a checkpoint's dataset record describes (CIFAR's 3×32×32 when it says nothing)."""
+    info = info if isinstance(info, dict) else {}
+    chans, size = info.get("in_chans", 3), info.get("image_size", 32)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 4096 for v in (chans, size)):
+        raise DatasetError(f"the dataset record gives no usable image shape ({chans!r} channels, {size!r} px)")
+    return (chans, size, size)
+
+
 def readable_test_images(info: dict | None, n: int) -> tuple[torch.Tensor | None, str]:
     """Up to ``n`` test images of the dataset a checkpoint names (``info``: its "dataset" entry), or None and why."""
-    info = info or {}
-    if not info.get("name"):
+    info = info if isinstance(info, dict) else {}
+    if not isinstance(info.get("name"), str) or not info["name"]:
         return None, "the checkpoint names no dataset"
     try:
         return calibration_batch(info["name"], info.get("root"), n), info["name"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from prunex.artifacts import atomic_write_text
 from prunex.exporters.onnx_export import export_onnx
 from prunex.exporters.sources import LoadedModel
 from prunex.exporters.tensorrt_engine import EngineRunner, EngineSpec, build_engine, needs_fp16_onnx, require_tensorrt
@@ -23,8 +24,7 @@ def real_samples(loaded: LoadedModel, n: int = 16) -> torch.Tensor | None:
 
 
 def write_report(path: Path, report: ValidationReport, extra: dict[str, Any]) -> Path:
-    path.write_text(json.dumps({**extra, **report.as_dict()}, indent=2) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps({**extra, **report.as_dict()}, indent=2) + "\n")
 
 
 def export_and_validate_onnx(loaded: LoadedModel, path: Path, *, exporter: str, opset: int) -> ValidationReport:

@@ -10,12 +10,14 @@ import onnx
 import torch
 from torch import nn
 
+from prunex.artifacts.errors import InputError
+
 EXPORTERS = ("dynamo", "legacy")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 DEFAULT_OPSET = 18
 
 
-class ExportError(RuntimeError):
+class ExportError(InputError):
     """The exporter failed or produced a model that does not pass onnx.checker."""
 
 

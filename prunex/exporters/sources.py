@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from prunex.data import image_shape
 from prunex.passes.serialization import load_compressed, read_metadata
 
 
@@ -23,11 +24,9 @@ class LoadedModel:
 
 
 def _shape(dataset: dict[str, Any] | None, fallback: list | None) -> tuple[int, int, int]:
-    if fallback and all(isinstance(d, int) for d in fallback[1:]):
+    if fallback and len(fallback) == 4 and all(isinstance(d, int) and 0 < d <= 4096 for d in fallback[1:]):
         return tuple(fallback[1:])
-    info = dataset or {}
-    size = info.get("image_size", 32)
-    return (info.get("in_chans", 3), size, size)
+    return image_shape(dataset)
 
 
 def load_compressed_model(directory: Path, label: str = "compressed") -> LoadedModel:

@@ -16,10 +16,12 @@ from types import ModuleType
 import numpy as np
 import torch
 
+from prunex.artifacts.errors import InputError
+
 INSTALL_HINT = 'TensorRT is an optional extra: pip install "prunex[trt]" (NVIDIA wheels, needs a CUDA GPU)'
 
 
-class TensorRTUnavailable(RuntimeError):
+class TensorRTUnavailable(InputError):
     """TensorRT or a CUDA device is missing; the message says how to get them."""
 
 

@@ -124,6 +124,9 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
             console.print(f"  channel gathers kept: {comp['gathers_remaining']}")
 
 
+PICTURE_NAMES = ("connectivity", "active_branches", "dgconv_groups", "sparsenet_links")  # what draw() may write
+
+
 def draw(
     model: nn.Module, out: Path, report: dict[str, Any] | None = None, formats: tuple[str, ...] = ("svg", "png")
 ) -> list[Path]:

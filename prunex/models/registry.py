@@ -9,10 +9,11 @@ from typing import Any
 
 from torch import nn
 
+from prunex.artifacts.errors import InputError
 from prunex.models.complexity import Complexity
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(InputError, KeyError):
     """Raised for a model name that is not registered."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable

@@ -74,7 +74,8 @@ def batch_norm_shared(bn: nn.BatchNorm2d, x: Tensor, blocks: int) -> Tensor:
     out = F.batch_norm(x, mean, var, weight, bias, True, m, bn.eps)
     # Each block's update u_j = (1−m)·r + m·s_j started from the same r; in turn they give
     # r_C = (1−m)^C·r + Σ_j (1−m)^(C−1−j)·(u_j − (1−m)·r) = a·r + Σ_j c_j·u_j.
-    a, c = _sequential_update(m, blocks, mean.dtype, mean.device)
+    update = _sequential_update.__wrapped__ if torch.compiler.is_compiling() else _sequential_update
+    a, c = update(m, blocks, mean.dtype, mean.device)
     with torch.no_grad():
         torch._foreach_mul_([bn.running_mean, bn.running_var], a)
         for running, updated in ((bn.running_mean, mean), (bn.running_var, var)):

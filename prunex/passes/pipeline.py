@@ -128,8 +128,10 @@ def compress(
     runner = PassRunner(calibration, tolerance=options.tolerance, on_pass=on_pass)
     tuner = options.tuner()
     compressed = runner.run(gm, default_passes(options, tuner, tuple(example.shape[1:])))
+    warnings: list[str] = []
     if tuner is not None:
         tuner.cache.save()
+        warnings = tuner.cache.warnings
     with exact_float32(), torch.no_grad():
         end_to_end = compare(frozen(runner.x), compressed(runner.x))
     first, last = runner.records[0], runner.records[-1]
@@ -154,6 +156,7 @@ def compress(
         "groups": groups,
         "blocks_removed": _blocks_removed(runner.records, frozen),
         "gathers_remaining": gathers,
+        "warnings": warnings,
         "totals": {
             "params_before": first.params,
             "params_after": last.params,

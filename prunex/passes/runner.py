@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import fx
 
+from prunex.artifacts.errors import NotEquivalentError
 from prunex.passes.graph import call_sites, count_flops, count_params
 
 Pass = Callable[[fx.GraphModule], fx.GraphModule]
@@ -39,7 +40,7 @@ class PassRecord:
         return asdict(self)
 
 
-class PassVerificationError(RuntimeError):
+class PassVerificationError(NotEquivalentError):
     """A pass changed what the network computes; ``report`` holds the diff."""
 
     def __init__(self, message: str, report: dict[str, Any]) -> None:

@@ -15,6 +15,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import fx, nn
 
+from prunex.artifacts.errors import InputError
+
 FORMAT, VERSION = "prunex.compressed", 1
 
 MODULES: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
@@ -59,7 +61,7 @@ FUNCTIONS = {k.replace("_operator.", "operator."): v for k, v in FUNCTIONS.items
 METHODS = {"repeat", "flatten", "mean", "view", "reshape", "relu", "narrow", "contiguous", "add", "mul", "size"}
 
 
-class SerializationError(ValueError):
+class SerializationError(InputError):
     """A compressed model that cannot be written or read in the allow-listed format."""
 
 
@@ -158,11 +160,31 @@ def load_compressed(directory: str | Path) -> fx.GraphModule:
     if not spec_path.is_file() or not weights_path.is_file():
         raise SerializationError(f"{directory} is not a compressed model (needs model.json and model.safetensors)")
     try:
-        spec = json.loads(spec_path.read_text())
-    except json.JSONDecodeError as err:
+        return _load(spec_path, weights_path)
+    except SerializationError:
+        raise
+    except Exception as err:  # a damaged file fails in many ways (JSON, safetensors, shapes); all mean the same
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SerializationError(f"{directory}: damaged compressed model ({type(err).__name__}: {reason})") from err
+
+
+def _read_spec(spec_path: Path) -> dict[str, Any]:
+    try:
+        spec = json.loads(spec_path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise SerializationError(f"{spec_path}: not valid JSON ({err})") from None
-    if spec.get("format") != FORMAT:
+    except OSError as err:
+        raise SerializationError(f"{spec_path}: cannot be read ({err.strerror or err})") from None
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise SerializationError(f"{spec_path}: not a prunex compressed model")
+    return spec
+
+
+def _load(spec_path: Path, weights_path: Path) -> fx.GraphModule:
+    spec = _read_spec(spec_path)
+    for key, kind in (("modules", dict), ("graph", list)):
+        if not isinstance(spec.get(key), kind):
+            raise SerializationError(f"{spec_path}: no '{key}' {kind.__name__} (a damaged or hand-edited file?)")
     tensors = load_file(str(weights_path))
     root: dict[str, Any] = {}
     for target, m in spec["modules"].items():
@@ -196,5 +218,11 @@ def load_compressed(directory: str | Path) -> fx.GraphModule:
 
 
 def read_metadata(directory: str | Path) -> dict[str, Any]:
-    spec = json.loads((Path(directory) / "model.json").read_text())
-    return {k: v for k, v in spec.items() if k not in ("modules", "graph")}
+    """What ``model.json`` says about the model besides its graph (source, input shape, dataset, totals); fields of
+    the wrong type are dropped."""
+    spec = _read_spec(Path(directory) / "model.json")
+    meta = {k: v for k, v in spec.items() if k not in ("modules", "graph")}
+    for key, kind in (("source", dict), ("dataset", dict), ("input_shape", list), ("totals", dict)):
+        if key in meta and not isinstance(meta[key], kind):
+            del meta[key]
+    return meta

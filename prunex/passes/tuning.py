@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunex.artifacts import InputError, atomic_write_text
 from prunex.bench.backends import Case, prepare_cuda_graphs, prepare_eager
 from prunex.bench.environment import environment
 from prunex.bench.harness import summarise, time_callable
@@ -64,16 +67,46 @@ def device_fingerprint(target: TuneTarget) -> str:
 
 
 class TuningCache:
-    """Measured candidate times: {fingerprint + target + layer signature: {candidate: ms}} in one JSON file."""
+    """Measured candidate times: {fingerprint + target + layer signature: {candidate: ms}} in one JSON file.
+
+    A cache file that cannot be used — not UTF-8, not JSON, not that shape, negative or non-finite times, a
+    directory, unreadable — is never fatal: it is moved aside (``tuning.json.damaged-<time>``) when possible, its
+    timings are measured again, and :attr:`warnings` says what happened. A cache that cannot be written is left as
+    it was (with a warning).
+    """
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_cache_path()
         self.entries: dict[str, dict[str, float]] = {}
-        if self.path.is_file():
+        self.warnings: list[str] = []
+        self.writable = True
+        if self.path.exists():
             try:
-                self.entries = json.loads(self.path.read_text())
-            except json.JSONDecodeError:
-                self.entries = {}  # a damaged cache is re-measured, never trusted
+                self.entries = self._read()
+            except (OSError, UnicodeDecodeError, ValueError) as err:
+                self._set_aside(str(err).splitlines()[0] if str(err) else type(err).__name__)
+
+    def _read(self) -> dict[str, dict[str, float]]:
+        data = json.loads(self.path.read_bytes().decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON object was expected, not {type(data).__name__}")
+        for key, timings in data.items():
+            if not isinstance(timings, dict) or not timings:
+                raise ValueError(f"entry {key[:60]!r} is not a table of timings")
+            for name, ms in timings.items():
+                if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0:
+                    raise ValueError(f"entry {key[:60]!r} has the timing {name} = {ms!r}")
+        return data
+
+    def _set_aside(self, reason: str) -> None:
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.rename(self.path, aside)
+            where = f"moved to {aside}"
+        except OSError as err:
+            self.writable = False
+            where = f"left in place (cannot move it: {err.strerror or err}); it will not be written"
+        self.warnings.append(f"tuning cache {self.path} is unusable ({reason}); {where}; its timings are re-measured")
 
     @staticmethod
     def key(fingerprint: str, target: TuneTarget, signature: str) -> str:
@@ -89,10 +122,12 @@ class TuningCache:
         self.entries[key] = timings
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, self.path)
+        if not self.writable:
+            return
+        try:
+            atomic_write_text(self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+        except (OSError, InputError) as err:
+            self.warnings.append(f"tuning cache {self.path} was not saved: {getattr(err, 'strerror', None) or err}")
 
 
 def measured_timer(target: TuneTarget, warmup: int = 5, iters: int = 20) -> Timer:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunex.artifacts.errors import InputError
 from prunex.models import create_model
 from prunex.models.registry import UnknownModelError
 from prunex.nn.branch_gates import BranchGates
@@ -22,7 +23,7 @@ from prunex.nn.branch_gates import BranchGates
 FORMAT, VERSION = "prunex.checkpoint", 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A file that cannot be used as a prunex checkpoint; the message says why."""
 
 
@@ -66,6 +67,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     for key in ("spec", "state_dict"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: prunex checkpoint without '{key}'")
+    spec = ckpt["spec"]
+    if not (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("kwargs", {}), dict)):
+        raise CheckpointError(f"{path}: its model spec is malformed (needs a name and a table of arguments)")
+    state = ckpt["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise CheckpointError(f"{path}: its state dict is malformed (needs parameter names mapped to tensors)")
+    if ckpt.get("dataset") is not None and not isinstance(ckpt["dataset"], dict):
+        raise CheckpointError(f"{path}: its dataset record is malformed")
     return ckpt
 
 

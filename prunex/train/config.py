@@ -11,10 +11,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from prunex.artifacts.errors import InputError
+
 SCHEDULES = ("constant", "step", "cosine")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration that cannot be used; the message says which field and why."""
 
 
@@ -37,10 +39,12 @@ class Phase:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
+        if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
             raise ConfigError(f"phase {self.name!r}: epochs must be >= 1, got {self.epochs}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"phase {self.name!r}: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (self.lr, self.gate_lr)):
+            raise ConfigError(f"phase {self.name!r}: learning rates must be numbers")
         if self.lr < 0 or self.gate_lr < 0:
             raise ConfigError(f"phase {self.name!r}: learning rates must be >= 0")
 
@@ -70,6 +74,29 @@ class TrainConfig:
     seed: int = 0
     out: str | None = None
 
+    def __post_init__(self) -> None:
+        checks = [
+            ("batch_size", int, lambda v: v >= 1, ">= 1"),
+            ("momentum", (int, float), lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("weight_decay", (int, float), lambda v: v >= 0, ">= 0"),
+            ("alpha", (int, float), lambda v: v == v and abs(v) != float("inf"), "a finite number"),
+            ("seed", int, lambda v: v >= 0, ">= 0"),
+        ]
+        optional = [
+            ("epochs", int, lambda v: v >= 1, ">= 1"),
+            ("workers", int, lambda v: v >= 0, ">= 0"),
+            ("budget", (int, float), lambda v: v >= 1, ">= 1 (o = Σ C_in·C_out / b)"),
+            ("image_size", int, lambda v: v >= 1, ">= 1"),
+        ]
+        for name, kind, ok, rule in checks + optional:
+            value = getattr(self, name)
+            if value is None and (name, kind, ok, rule) in optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, kind) or not ok(value):
+                raise ConfigError(f"{name} must be {rule}, got {value!r}")
+        if not isinstance(self.model_kwargs, dict):
+            raise ConfigError(f"model_kwargs must be a table of keyword arguments, got {self.model_kwargs!r}")
+
     @property
     def total_epochs(self) -> int:
         return sum(p.epochs for p in self.phases)
@@ -81,13 +108,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"a training configuration is a table of settings, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         data = dict(data)
         if "phases" in data:
+            if not isinstance(data["phases"], (list, tuple)):
+                raise ConfigError(f"phases must be a list of phase tables, got {data['phases']!r}")
             data["phases"] = tuple(_phase(p) for p in data["phases"])
+        for key in ("model", "dataset", "recipe", "device"):
+            if key in data and not isinstance(data[key], str):
+                raise ConfigError(f"{key} must be a string, got {data[key]!r}")
         return cls(**data)
 
 
@@ -99,7 +133,7 @@ def _phase(p: dict[str, Any] | Phase) -> Phase:
         if "milestones" in p:
             p["milestones"] = tuple(p["milestones"])
         return Phase(**p)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"bad phase {p}: {err}") from None
 
 
@@ -108,14 +142,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    if path.suffix not in (".toml", ".json"):
+        raise ConfigError(f"config file must end in .toml or .json, got {path.name}")
     try:
-        if path.suffix == ".toml":
-            return tomllib.loads(path.read_text())
-        if path.suffix == ".json":
-            return json.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        text = path.read_bytes().decode("utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise ConfigError(f"cannot parse {path}: {err}") from None
-    raise ConfigError(f"config file must end in .toml or .json, got {path.name}")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file holds a table of settings, not {type(data).__name__}")
+    return data
 
 
 def rescale_phases(phases: tuple[Phase, ...], total: int) -> tuple[Phase, ...]:

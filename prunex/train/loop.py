@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from prunex.artifacts import RunLock, atomic_write_text, check_writable_parent
 from prunex.data import DatasetInfo, default_workers, load_dataset
 from prunex.data.tensor_images import DeviceBatches, TensorImages
 from prunex.models import count_parameters, create_model, model_entry
@@ -28,6 +29,14 @@ from prunex.train import distributed as dist_utils
 from prunex.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from prunex.train.config import ConfigError, Phase, TrainConfig
 from prunex.train.resource import budget, complexity_summary
+from prunex.train.run_dir import (
+    check_new_run_dir,
+    checkpoint_file,
+    next_run_dir,
+    resumable,
+    resume_dir,
+    write_config,
+)
 from prunex.train.schedule import lr_factor
 from prunex.train.step import TrainStep, autocast_dtype, param_groups, sgd
 
@@ -78,6 +87,17 @@ def _as_tuples(x: Any) -> Any:
     return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+def build_new_model(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """``create_model(name, **kwargs)``; arguments the builder refuses are a configuration error naming them."""
+    try:
+        return create_model(name, **kwargs)
+    except TypeError as err:
+        accepted = ", ".join(p for p in inspect.signature(model_entry(name).builder).parameters)
+        raise ConfigError(f"{name} does not take these arguments ({err}); it takes: {accepted}") from None
+    except ValueError as err:
+        raise ConfigError(f"cannot build {name} with {kwargs}: {err}") from None
+
+
 def model_kwargs_for(model: str, kwargs: dict[str, Any], info: DatasetInfo) -> dict[str, Any]:
     """The model's kwargs with ``num_classes`` / ``in_chans`` taken from the dataset where the builder has them."""
     accepted = inspect.signature(model_entry(model).builder).parameters
@@ -112,17 +132,6 @@ def gate_report(model: nn.Module, config: TrainConfig) -> dict[str, Any]:
     return report
 
 
-def _next_run_dir(config: TrainConfig) -> Path:
-    if config.out:
-        return Path(config.out)
-    base = Path("runs") / f"{config.model}-{config.dataset}"
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = base.with_name(f"{base.name}-{i}")
-    return path
-
-
 class Trainer:
     """Runs a :class:`TrainConfig` (or resumes a run) on one process or under torchrun."""
 
@@ -144,19 +153,22 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.resumed_state: dict[str, Any] | None = None
         self._step_fn: TrainStep | None = None
+        self._lock: RunLock | None = None
         if resume is not None:
-            ckpt = load_checkpoint(resume)
+            ckpt_path = checkpoint_file(Path(resume))
+            ckpt = load_checkpoint(ckpt_path)
+            base, self.resumed_state = resumable(ckpt, ckpt_path)
+            self.history = list(ckpt.get("history", []))
+            out = Path(config.out) if config.out else None
+            self.run_dir = resume_dir(ckpt_path, self.resumed_state, self.history, out) if self.ctx.is_main else out
             config = replace(
-                TrainConfig.from_dict(ckpt["config"]),
+                base,
                 device=config.device,
                 workers=config.workers,
                 compile=config.compile,
                 channels_last=config.channels_last,
+                out=str(self.run_dir) if self.run_dir else base.out,
             )
-            self.run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
-            config = replace(config, out=str(self.run_dir))
-            self.resumed_state = ckpt["train_state"]
-            self.history = list(ckpt.get("history", []))
         self.config = config
         if not config.phases:
             raise ConfigError("no training phases: pick a recipe or give phases in a config file")
@@ -168,12 +180,17 @@ class Trainer:
             self.start = (state["phase"], state["epoch_in_phase"] + 1)
             if self.start[1] >= config.phases[self.start[0]].epochs:
                 self.start = (self.start[0] + 1, 0)
+            if self.ctx.is_main:
+                self._lock = RunLock(self.run_dir).acquire()
+                if not (self.run_dir / "config.json").exists() or self.run_dir != ckpt_path.parent:
+                    write_config(self.run_dir, self.config)
+            self.run_dir = Path(dist_utils.gather_objects(self.ctx, str(self.run_dir) if self.ctx.is_main else None)[0])
             rng = state["rng"]
             _set_rng_state(rng[self.ctx.rank] if self.ctx.rank < len(rng) else rng[0])
             self._rewrite_metrics_log()
         else:
             kwargs = model_kwargs_for(config.model, config.model_kwargs, self.data.info)
-            self.model = create_model(config.model, **kwargs)
+            self.model = build_new_model(config.model, kwargs)
             self.run_dir = self._claim_run_dir()
         self.channels_last = self.ctx.device.type == "cuda" if config.channels_last is None else config.channels_last
         self.model.to(self.ctx.device)
@@ -185,14 +202,26 @@ class Trainer:
 
     # -- set-up ----------------------------------------------------------------------------------------
     def _claim_run_dir(self) -> Path:
+        """The new run's directory: checked, locked for this process, its config.json written."""
         path = None
         if self.ctx.is_main:
-            path = _next_run_dir(self.config)
-            if (path / "checkpoint.pt").exists():
-                raise ConfigError(f"{path} already holds a run; resume it with --resume {path} or pick a new --out")
-            path.mkdir(parents=True, exist_ok=True)
-            (path / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+            path = next_run_dir(self.config)
+            check_new_run_dir(path)
+            check_writable_parent(path / "config.json")
+            self._lock = RunLock(path).acquire()
+            try:
+                check_new_run_dir(path)  # a second writer may have claimed it between the check and the lock
+                write_config(path, self.config)
+            except BaseException:
+                self.close()
+                raise
         return Path(dist_utils.gather_objects(self.ctx, str(path) if path else None)[0])
+
+    def close(self) -> None:
+        """Release the run directory (also done when :meth:`fit` ends, however it ends)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _loaders(self):
         """Train and test batches for this process: drawn on the device for in-memory datasets
@@ -350,6 +379,7 @@ class Trainer:
                 self._step_fn.close()
             if progress is not None:
                 progress.stop()
+            self.close()
         result = TrainResult(
             self.run_dir,
             self.checkpoint_path,
@@ -394,7 +424,7 @@ class Trainer:
     def _rewrite_metrics_log(self) -> None:
         if self.ctx.is_main:
             lines = "".join(json.dumps(m) + "\n" for m in self.history)
-            (self.run_dir / "metrics.jsonl").write_text(lines)
+            atomic_write_text(self.run_dir / "metrics.jsonl", lines)
 
     # -- reporting ---------------------------------------------------------------------------------------
     def _print_header(self, first_epoch: int) -> None:

@@ -86,12 +86,15 @@ def test_a_diverging_export_fails_validation_and_says_by_how_much(run_dir, tmp_p
 
     monkeypatch.setattr(export_module, "export_onnx", broken_export)
     out = tmp_path / "m.onnx"
+    out.write_bytes(b"an earlier, validated export")
     result = CliRunner().invoke(
         app, ["export", str(run_dir / "compressed"), "--onnx", str(out)], env={"COLUMNS": "200"}
     )
     assert result.exit_code == 3
     assert "DIVERGES from PyTorch: max |Δ|" in result.output and "tolerance 0.0001" in result.output
-    assert json.loads(out.with_suffix(".validation.json").read_text())["passed"] is False
+    assert out.read_bytes() == b"an earlier, validated export"  # never replaced by a diverging model
+    diverged = tmp_path / "m.diverged.onnx"
+    assert diverged.is_file() and json.loads(diverged.with_suffix(".validation.json").read_text())["passed"] is False
 
 
 def test_trt_without_tensorrt_fails_at_once_with_the_install_hint(run_dir, tmp_path):
