@@ -220,7 +220,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             times = ", ".join(f"{k} {v:.3f}" for k, v in sorted(d["times_ms"].items(), key=lambda kv: kv[1]))
             source = "cached" if d["from_cache"] else "measured"
             console.print(f"  {d['layer']} ({d['learned']}): [bold]{d['chosen']}[/bold]  ({source} ms: {times})")
-    if report["gathers_remaining"]:
+    for kept in report["gathers_remaining"]:
         console.print(
-            f"[yellow]channel gathers kept (nothing could absorb them):[/yellow] {report['gathers_remaining']}"
+            f"[yellow]channel gather kept:[/yellow] {kept['gather']} (no single order serves {kept['forced_by']})"
         )

@@ -120,8 +120,8 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
             console.print(f"  {g['layer']}: {g['learned']} learned groups → deployed as {g['deployed']}")
         if comp["groups"] and not changed:
             console.print(f"  {len(comp['groups'])} DGConv layers became grouped convs at their learned group counts")
-        if comp["gathers_remaining"]:
-            console.print(f"  channel gathers kept: {comp['gathers_remaining']}")
+        for kept in comp["gathers_remaining"]:
+            console.print(f"  channel gather kept: {kept['gather']} (no single order serves {kept['forced_by']})")
 
 
 PICTURE_NAMES = ("connectivity", "active_branches", "dgconv_groups", "sparsenet_links")  # what draw() may write

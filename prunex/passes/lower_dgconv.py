@@ -2,7 +2,7 @@
 
 With π the DGConv permutation, P U Pᵀ = I_G ⊗ 1, so DGConv(x) = P_outᵀ · GroupConv_G(P_in x) with the diagonal
 blocks of P_out (U ⊙ W) P_inᵀ (DESIGN.md). Contiguous group patterns need no gather; the others get explicit
-``index_select`` nodes that :mod:`prunex.passes.fold_permutations` then absorbs into neighbouring layers.
+``index_select`` nodes that :mod:`prunex.passes.propagate_permutations` then removes wherever a layer can absorb them.
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ from prunex.passes.cse import eliminate_common_subexpressions
 from prunex.passes.dead_code import eliminate_dead_blocks
 from prunex.passes.fold_batchnorm import fold_batchnorm
 from prunex.passes.fold_constants import fold_gate_constants
-from prunex.passes.fold_permutations import fold_permutations, remaining_gathers
 from prunex.passes.graph import freeze, trace
 from prunex.passes.lower_dgconv import lower_dgconv
 from prunex.passes.merge_branches import merge_parallel_branches
+from prunex.passes.propagate_permutations import gather_report, propagate_permutations
 from prunex.passes.remove_noops import remove_noops
 from prunex.passes.runner import Pass, PassRecord, PassRunner, compare, exact_float32
 from prunex.passes.tuning import MODES, Timer, Tuner, TuneTarget, TuningCache
@@ -58,7 +58,7 @@ def default_passes(
         passes.append(("merge_parallel_branches", merge))
     passes += [
         ("lower_dgconv", lower_dgconv),
-        ("fold_permutations", fold_permutations),
+        ("propagate_permutations", partial(propagate_permutations, example_shape=example_shape)),
         ("remove_noops", remove_noops),
     ]
     if tuner is not None:
@@ -135,7 +135,7 @@ def compress(
     with exact_float32(), torch.no_grad():
         end_to_end = compare(frozen(runner.x), compressed(runner.x))
     first, last = runner.records[0], runner.records[-1]
-    gathers = remaining_gathers(compressed)
+    gathers = [k.as_dict() for k in gather_report(compressed, tuple(example.shape[1:]))]
     chosen = {d.layer: d.chosen for d in tuner.decisions if d.kind == "conv"} if tuner is not None else {}
     for g in groups:
         pick = chosen.get(g["layer"], f"groups={g['learned_groups']}")

@@ -7,8 +7,8 @@ import operator
 import torch
 from torch import fx, nn
 
-from prunex.passes.fold_permutations import gather_order, is_gather
 from prunex.passes.graph import finish, is_module
+from prunex.passes.propagate_permutations import is_gather
 
 
 def _is_noop(gm: fx.GraphModule, node: fx.Node) -> fx.Node | None:
@@ -26,7 +26,7 @@ def _is_noop(gm: fx.GraphModule, node: fx.Node) -> fx.Node | None:
         if isinstance(b, (int, float)) and not isinstance(b, bool) and b == 0:
             return a
     if is_gather(node):
-        order = gather_order(gm, node)
+        order = gm.get_buffer(node.args[2].target)
         if torch.equal(order, torch.arange(len(order), device=order.device)):
             return node.args[0]
     return None

@@ -367,7 +367,7 @@ def test_a_tuning_cache_that_is_a_directory_is_reported_not_fatal(tmp_path):
 COMMANDS = ["compress", "export", "bench", "inspect", "train-resume", "train-config"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     command=st.sampled_from(COMMANDS),
     data=st.binary(max_size=512),

@@ -16,7 +16,11 @@ def _randomise_bn(model):
 
 
 @pytest.mark.parametrize(
-    ("factory", "size", "name"), [(resnext50_32x4d, 224, "g_resnext50"), (resnext101_32x8d, 96, "g_resnext101")]
+    ("factory", "size", "name"),
+    [
+        (resnext50_32x4d, 224, "g_resnext50"),
+        pytest.param(resnext101_32x8d, 96, "g_resnext101", marks=pytest.mark.slow),  # 340 M dense weights: ~20 s
+    ],
 )
 def test_torchvision_resnext_converts_to_an_output_equal_g_resnext(factory, size, name):
     torch.manual_seed(0)
