@@ -83,8 +83,8 @@ def main() -> None:
     for r in rows:
         lines.append(
             f"| {r['model']} | {100 * r['test_acc']:.1f}% | {r['params_before']:,} → {r['params_after']:,} "
-            f"({r['params_after'] / r['params_before']:.0%}) | {r['flops_before']:,} → {r['flops_after']:,} "
-            f"({r['flops_after'] / r['flops_before']:.0%}) | {r['end_to_end_max_abs_err']:.1e} | "
+            f"({r['params_after'] / r['params_before']:.0%}) | {r['macs_before']:,} → {r['macs_after']:,} "
+            f"({r['macs_after'] / r['macs_before']:.0%}) | {r['end_to_end_max_abs_err']:.1e} | "
             f"{100 * r['end_to_end_top1_agreement']:.0f}% |"
         )
     Path("benchmarks/results/digits_compress.md").write_text("\n".join(lines) + "\n")

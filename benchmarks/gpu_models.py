@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/gpu_models.py --out runs/gpu            # the models
     PYTHONPATH=. python benchmarks/gpu_models.py --out runs/gpu --smoke    # tiny versions, for a CPU check
 
-G-ResNeXt-50 gets learned-style gates: 8 / 16 / 32 / 64 groups in its four stages (DESIGN.md's paper-like
+G-ResNeXt-50 gets learned-style gates: 8 / 16 / 32 / 64 groups in its four stages (docs/design.md's paper-like
 grouping) with the separating bits placed at random, so every DGConv needs permutations; MaskConnect {29,64,8}
 gets random K = 1 masks (blocks nobody reads are removed); Multi-ResNet depth 14, k = 10 has nothing learned (its
 k branches are merged). Then `benchmarks/gpu_bench.sh` times gated vs compressed.
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
+from prunex.artifacts.checkpoint import save_checkpoint
 from prunex.models import create_model
 from prunex.nn.branch_gates import BranchGates, sample_k_of_c
 from prunex.nn.dgconv import DGConv2d
-from prunex.train.checkpoint import save_checkpoint
 
 STAGE_GROUPS = (8, 16, 32, 64)
 

@@ -20,8 +20,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from prunex.bench.environment import environment
 from prunex.bench.training import PAPER_CASES, StepSettings, compare_case, loader_throughput, quick_cases
+from prunex.runtime.environment import environment
 
 RESULTS = Path(__file__).parent / "results"
 

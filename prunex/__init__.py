@@ -1,9 +1,53 @@
-"""prunex: a deployment compiler for CNNs with learned connectivity."""
+"""prunex: a deployment compiler for CNNs with learned connectivity.
 
-from prunex.models import create_model, list_models
-from prunex.passes import compress
-from prunex.passes.serialization import load_compressed
+Every command is a call here: :func:`train_run`, :func:`compress_run`, :func:`inspect_run`, :func:`export`,
+:func:`bench`; :func:`compress` compiles a model in memory and :func:`load_compressed` reads a compressed one.
 
-__version__ = "0.1.0"
+The names are imported when first used, so that ``import prunex.artifacts`` (reading a compressed model, say)
+loads neither the trainer nor the compiler.
+"""
 
-__all__ = ["__version__", "compress", "create_model", "list_models", "load_compressed"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from prunex.version import __version__
+
+_HOMES = {
+    "load_compressed": "prunex.artifacts.compressed_model",
+    "create_model": "prunex.models",
+    "list_models": "prunex.models",
+    "compress": "prunex.passes",
+    "bench": "prunex.workflows",
+    "compress_run": "prunex.workflows",
+    "export": "prunex.workflows",
+    "inspect_run": "prunex.workflows",
+    "train_run": "prunex.workflows",
+}
+
+if TYPE_CHECKING:
+    from prunex.artifacts.compressed_model import load_compressed
+    from prunex.models import create_model, list_models
+    from prunex.passes import compress
+    from prunex.workflows import bench, compress_run, export, inspect_run, train_run
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'prunex' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    "bench",
+    "compress",
+    "compress_run",
+    "create_model",
+    "export",
+    "inspect_run",
+    "list_models",
+    "load_compressed",
+    "train_run",
+]

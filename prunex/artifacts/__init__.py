@@ -1,17 +1,26 @@
 """The bottom layer every package may use: error kinds, safe outputs (atomic files and directories), run locks."""
 
 from prunex.artifacts.errors import InputError, NotEquivalentError, PrunexError
-from prunex.artifacts.outputs import atomic_directory, atomic_write_bytes, atomic_write_text, check_writable_parent
+from prunex.artifacts.layout import RunDirectory
+from prunex.artifacts.outputs import (
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_replaceable,
+    check_writable_parent,
+)
 from prunex.artifacts.run_lock import RunLock, RunLockedError
 
 __all__ = [
     "InputError",
     "NotEquivalentError",
     "PrunexError",
+    "RunDirectory",
     "RunLock",
     "RunLockedError",
     "atomic_directory",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_replaceable",
     "check_writable_parent",
 ]

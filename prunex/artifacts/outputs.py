@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,6 +66,20 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_replaceable(out: Path, ours: Callable[[str], bool], command: str) -> None:
+    """``out`` may be replaced by ``command``'s output: it does not exist, or holds only files ``ours`` accepts
+    (an earlier run's), and its parent can be written."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a directory")
+    if out.exists():
+        others = sorted(f.name for f in out.iterdir() if not ours(f.name))
+        if others:
+            raise InputError(
+                f"{out} holds files {command} did not write ({', '.join(others[:5])}); choose another --out"
+            )
+    check_writable_parent(out)
 
 
 @contextmanager

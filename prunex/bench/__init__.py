@@ -1,9 +1,10 @@
 """Latency benchmarking: backends (eager, CUDA graphs, torch.compile, ONNX Runtime, TensorRT), the harness,
 environment capture, and reports."""
 
-from prunex.bench.backends import BACKENDS, BackendUnavailable
-from prunex.bench.harness import LatencyStats, summarise, time_callable
+from prunex.bench.backends import BACKENDS
 from prunex.bench.run import BenchModel, BenchSettings, run_grid, speedups
+from prunex.runtime.cases import BackendUnavailable
+from prunex.runtime.timing import LatencyStats, summarise, time_callable
 
 __all__ = [
     "BACKENDS",

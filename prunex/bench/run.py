@@ -9,19 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunex.bench.backends import (
-    BackendUnavailable,
-    Case,
-    ExportCache,
-    prepare_compile,
-    prepare_cuda_graphs,
-    prepare_eager,
-    prepare_onnxruntime,
-    prepare_tensorrt,
-    unavailable_reason,
-)
-from prunex.bench.environment import environment
-from prunex.bench.harness import summarise, time_callable
+from prunex.bench.backends import ExportCache, prepare_onnxruntime, prepare_tensorrt, unavailable_reason
+from prunex.runtime.cases import BackendUnavailable, Case, prepare_compile, prepare_cuda_graphs, prepare_eager
+from prunex.runtime.environment import environment
+from prunex.runtime.timing import summarise, time_callable
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
@@ -62,7 +53,26 @@ def _prepare(backend: str, case: Case, exports: ExportCache, max_batch: int) -> 
 def run_grid(
     models: list[BenchModel], settings: BenchSettings, on_row: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
-    exports = ExportCache()
+    with ExportCache() as exports:
+        rows = _measure(models, settings, exports, on_row)
+    return {
+        "environment": environment(settings.device),
+        "settings": {
+            "device": str(settings.device),
+            "backends": settings.backends,
+            "dtypes": settings.dtypes,
+            "batches": settings.batches,
+            "channels_last": settings.channels_last,
+            "warmup": settings.warmup,
+            "iters": settings.iters,
+            "min_seconds": settings.min_seconds,
+        },
+        "results": rows,
+        "speedups": speedups(rows),
+    }
+
+
+def _measure(models, settings: BenchSettings, exports: ExportCache, on_row) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for model in models:
         for backend in settings.backends:
@@ -105,21 +115,7 @@ def run_grid(
                     rows.append(row)
                     if on_row:
                         on_row(row)
-    return {
-        "environment": environment(settings.device),
-        "settings": {
-            "device": str(settings.device),
-            "backends": settings.backends,
-            "dtypes": settings.dtypes,
-            "batches": settings.batches,
-            "channels_last": settings.channels_last,
-            "warmup": settings.warmup,
-            "iters": settings.iters,
-            "min_seconds": settings.min_seconds,
-        },
-        "results": rows,
-        "speedups": speedups(rows),
-    }
+    return rows
 
 
 def _out_of_memory(err: BaseException, batch: int, device: torch.device) -> str:

@@ -6,7 +6,7 @@ measured in the same run, so their ratio is what to read (absolute times drift w
 
 - time per step: CUDA events around synchronised steps (bf16 autocast, channels-last) or wall clock on the CPU
   (fp32), median of the timed steps; with ``compile``, the same for the step under ``torch.compile``;
-- ops per step at the ATen dispatcher (:mod:`prunex.bench.dispatch_count`): all ops, kernel ops and host syncs,
+- ops per step at the ATen dispatcher (:mod:`prunex.runtime.dispatch_count`): all ops, kernel ops and host syncs,
   and on CUDA the kernels the profiler saw;
 - peak memory of a step (CUDA: ``max_memory_allocated``; CPU: the peak of tensor storages the step created).
 
@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunex.bench.dispatch_count import DispatchCounter
-from prunex.bench.harness import summarise, time_callable
 from prunex.models import create_model
 from prunex.nn.dgconv import DGConv2d
+from prunex.runtime.dispatch_count import DispatchCounter
+from prunex.runtime.timing import summarise, time_callable
 from prunex.train.step import TrainStep, param_groups, sgd
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from prunex import __version__
 from prunex.cli import bench_cmd, compress_cmd, errors, export_cmd, inspect_cmd, models_cmd, train_cmd
+from prunex.version import __version__
 
 app = typer.Typer(
     name="prunex",

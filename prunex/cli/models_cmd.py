@@ -24,7 +24,7 @@ def models(
     for name in list_models():
         entry = model_entry(name)
         cx = analytic_complexity(name)
-        table.add_row(name, entry.paper, f"{cx.params:,}", f"{cx.gates:,}", f"{cx.flops / 1e9:.2f}", entry.summary)
+        table.add_row(name, entry.paper, f"{cx.params:,}", f"{cx.gates:,}", f"{cx.macs / 1e9:.2f}", entry.summary)
     console.print(table)
     console.print(
         "Weights and GMACs are training-time (dense DGConv, all blocks); `prunex compress` reports the deployed ones."

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from prunex.cli.errors import handle_errors
-
-if TYPE_CHECKING:
-    from prunex.train import Trainer
-
-
-def parse_model_args(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are Python literals (``depth=29``, ``growth=(16,32,64)``) or strings."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected key=value, got {pair!r}", param_hint="--model-arg")
-        try:
-            out[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value.strip()
-    return out
+from prunex.cli.parsing import model_args
 
 
 def train(
+    ctx: typer.Context,
     model: str = typer.Option(
         None, "--model", "-m", help="Registered model (see `prunex models`). Default: maskconnect_cifar {20,4,8}, K=4."
     ),
@@ -98,72 +81,15 @@ def train(
 
     Under torchrun it trains with DistributedDataParallel (gloo on CPU, NCCL on GPU).
     """
-    from prunex.train import TrainConfig, Trainer, build_config
-    from prunex.train.config import ConfigError
+    from prunex.train import TrainConfig
+    from prunex.workflows import prepare_train
 
     console = Console()
-    started: dict[str, Trainer] = {}
-    with handle_errors(console, interrupted=lambda: _interrupted(started.get("trainer"))):
-        if resume is not None:
-            fixed = {
-                "--model": model,
-                "--model-arg": model_arg or None,
-                "--dataset": dataset,
-                "--data-root": data_root,
-                "--recipe": recipe,
-                "--epochs": epochs,
-                "--batch-size": batch_size,
-                "--weight-decay": weight_decay,
-                "--budget": budget,
-                "--alpha": alpha,
-                "--config": config,
-                "--amp/--no-amp": amp,
-                "--seed": seed,
-            }
-            given = [name for name, value in fixed.items() if value is not None]
-            if given:
-                raise ConfigError(
-                    f"{', '.join(given)} cannot change when resuming: a resumed run keeps its own settings "
-                    "(start a new run to change them)"
-                )
-            config = TrainConfig(
-                device=device or "auto",
-                workers=workers,
-                compile=compile,
-                channels_last=channels_last,
-                out=str(out) if out else None,
-            )
-        else:
-            options = dict(
-                model=model,
-                dataset=dataset,
-                data_root=str(data_root) if data_root else None,
-                recipe=recipe,
-                epochs=epochs,
-                batch_size=batch_size,
-                weight_decay=weight_decay,
-                budget=budget,
-                alpha=alpha,
-                out=str(out) if out else None,
-                device=device,
-                amp=amp,
-                channels_last=channels_last,
-                compile=compile or None,
-                workers=workers,
-                seed=seed,
-                model_kwargs=parse_model_args(model_arg) or None,
-            )
-            config = build_config(options, str(config) if config else None)
-        trainer = started["trainer"] = Trainer(config, resume=resume, console=console, quiet=quiet)
-        trainer.fit()
-
-
-def _interrupted(trainer: Trainer | None) -> str:
-    """What Ctrl-C left behind, for this run."""
-    if trainer is None:
-        return "nothing was written"
-    trainer.close()
-    run = trainer.run_dir
-    if (run / "checkpoint.pt").exists():
-        return f"the last complete epoch is in {run / 'checkpoint.pt'}; continue with `prunex train --resume {run}`"
-    return f"stopped before the first epoch ended: nothing to resume (delete {run} to start again there)"
+    started: list = []
+    with handle_errors(console, interrupted=lambda: started[0].interrupted() if started else "nothing was written"):
+        fields = TrainConfig.__dataclass_fields__  # options named as the configuration's fields are its fields
+        options = {k: v for k, v in ctx.params.items() if k in fields}
+        options.update(model_kwargs=model_args(model_arg) or None, compile=compile or None)
+        options.update({k: str(options[k]) if options[k] else None for k in ("data_root", "out")})
+        started.append(prepare_train(resume=resume, config=config, console=console, quiet=quiet, **options))
+        started[0].fit()

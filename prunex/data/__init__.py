@@ -3,15 +3,13 @@ local directory (never downloaded), ``synthetic`` for smoke tests."""
 
 from prunex.data.registry import (
     DATASETS,
-    DatasetError,
-    DatasetInfo,
-    LoadedData,
     calibration_batch,
     default_workers,
     image_shape,
     load_dataset,
     readable_test_images,
 )
+from prunex.data.types import DatasetError, DatasetInfo, LoadedData
 
 __all__ = [
     "DATASETS",

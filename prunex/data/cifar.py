@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torchvision import datasets
 
-from prunex.data.registry import DatasetError, DatasetInfo, LoadedData
 from prunex.data.tensor_images import NO_AUGMENTATION, Augmentation, TensorImages
+from prunex.data.types import DatasetError, DatasetInfo, LoadedData
 
 STATS = {  # per-channel mean / std of the training images
     10: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from prunex.data.registry import DatasetInfo, LoadedData
 from prunex.data.tensor_images import NO_AUGMENTATION, Augmentation, TensorImages
+from prunex.data.types import DatasetInfo, LoadedData
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2

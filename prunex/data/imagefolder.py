@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image
 from torchvision import datasets, transforms
 
-from prunex.data.registry import DatasetError, DatasetInfo, LoadedData
+from prunex.data.types import DatasetError, DatasetInfo, LoadedData
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LAYOUT = "ROOT/train/<class>/<image> and ROOT/val/<class>/<image> (ROOT/test/ is accepted for val)"

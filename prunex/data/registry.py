@@ -4,32 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
-from prunex.artifacts.errors import InputError
-
-
-class DatasetError(InputError):
-    """A dataset that cannot be read: the message names the expected layout."""
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    num_classes: int
-    in_chans: int
-    image_size: int
-
-
-@dataclass
-class LoadedData:
-    info: DatasetInfo
-    train: Dataset
-    test: Dataset
+from prunex.data.types import DatasetError, LoadedData
 
 
 def _digits(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from prunex.data.registry import DatasetInfo, LoadedData
 from prunex.data.tensor_images import TensorImages
+from prunex.data.types import DatasetInfo, LoadedData
 
 NUM_CLASSES, IN_CHANS, TRAIN_SIZE, TEST_SIZE, NOISE = 10, 3, 512, 256, 0.5
 

@@ -23,6 +23,14 @@ def real_samples(loaded: LoadedModel, n: int = 16) -> torch.Tensor | None:
     return readable_test_images(loaded.dataset, n)[0]
 
 
+def written_opset(path: Path) -> int:
+    """The default-domain opset the exporter actually wrote (it can fall back from the one asked for)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
 def write_report(path: Path, report: ValidationReport, extra: dict[str, Any]) -> Path:
     return atomic_write_text(path, json.dumps({**extra, **report.as_dict()}, indent=2) + "\n")
 

@@ -17,6 +17,11 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 DEFAULT_OPSET = 18
 
 
+def newest_opset() -> int:
+    """The newest ONNX opset the installed ``onnx`` knows."""
+    return onnx.defs.onnx_opset_version()
+
+
 class ExportError(InputError):
     """The exporter failed or produced a model that does not pass onnx.checker."""
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from torch import nn
 
+from prunex.artifacts.compressed_model import load_compressed, read_metadata
 from prunex.data import image_shape
-from prunex.passes.serialization import load_compressed, read_metadata
 
 
 @dataclass
@@ -42,8 +42,8 @@ def load_compressed_model(directory: Path, label: str = "compressed") -> LoadedM
 
 
 def load_gated_model(checkpoint: Path) -> LoadedModel:
+    from prunex.models.from_checkpoint import model_from_checkpoint
     from prunex.passes.graph import freeze
-    from prunex.train.checkpoint import model_from_checkpoint
 
     model, ckpt = model_from_checkpoint(checkpoint)
     return LoadedModel(

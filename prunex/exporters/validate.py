@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunex.passes.runner import compare, exact_float32
+from prunex.runtime.comparison import compare, exact_float32
 
 TOLERANCES = {  # max |Δ| / max |reference|, minimum top-1 agreement
     "fp32": (1e-4, 1.0),

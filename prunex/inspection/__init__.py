@@ -2,13 +2,14 @@
 
 from prunex.inspection.figures import PlottingUnavailable
 from prunex.inspection.structure import connectivity, grouped_layers, sparse_links
-from prunex.inspection.summary import PICTURE_NAMES, draw, print_summary, summarise
+from prunex.inspection.summary import PICTURE_NAMES, draw, draw_pictures, print_summary, summarise
 
 __all__ = [
     "PICTURE_NAMES",
     "PlottingUnavailable",
     "connectivity",
     "draw",
+    "draw_pictures",
     "grouped_layers",
     "print_summary",
     "sparse_links",

@@ -33,11 +33,13 @@ def _pyplot():
 def _save(fig, stem: Path, formats: tuple[str, ...]) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=130, bbox_inches="tight")
-        paths.append(path)
-    fig.clf()
+    try:
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            fig.savefig(path, dpi=130, bbox_inches="tight")
+            paths.append(path)
+    finally:
+        _pyplot().close(fig)  # pyplot keeps every figure alive until it is closed
     return paths
 
 

@@ -110,7 +110,7 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     if comp:
         console.print(
             f"[bold]after compression[/bold]: weights {comp['params_before']:,} → {comp['params_after']:,}, "
-            f"MACs {comp['flops_before']:,} → {comp['flops_after']:,}, max |Δ| "
+            f"MACs {comp['macs_before']:,} → {comp['macs_after']:,}, max |Δ| "
             f"{comp['end_to_end_max_abs_err']:.1e}"
         )
         for where, blocks in comp["blocks_removed"].items():
@@ -121,7 +121,18 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
         if comp["groups"] and not changed:
             console.print(f"  {len(comp['groups'])} DGConv layers became grouped convs at their learned group counts")
         for kept in comp["gathers_remaining"]:
-            console.print(f"  channel gather kept: {kept['gather']} (no single order serves {kept['forced_by']})")
+            why = f" (no single order serves {kept['forced_by']})" if kept.get("forced_by") else ""
+            console.print(f"  channel gather kept: {kept['gather']}{why}")
+
+
+def draw_pictures(
+    model: nn.Module, out: Path, report: dict[str, Any] | None, formats: tuple[str, ...]
+) -> tuple[list[Path], str | None]:
+    """:func:`draw`, or no pictures and the reason when matplotlib is missing (the text summary still works)."""
+    try:
+        return draw(model, out, report, formats), None
+    except figures.PlottingUnavailable as err:
+        return [], str(err)
 
 
 PICTURE_NAMES = ("connectivity", "active_branches", "dgconv_groups", "sparsenet_links")  # what draw() may write

@@ -1,7 +1,7 @@
 """Analytic complexity, pycls-style: walk an architecture's hyper-parameters, count without building it.
 
 ``params`` counts weights (conv, BN affine, linear); ``gates`` counts the learned connectivity parameters
-(DGConv g̃, MaskConnect m̃) that are discarded at deployment; ``flops`` counts multiply-accumulates of conv and
+(DGConv g̃, MaskConnect m̃) that are discarded at deployment; ``macs`` counts multiply-accumulates of conv and
 linear layers (the convention of the ResNeXt / torchvision tables: ResNeXt-50 32×4d = 4.23 GFLOPs).
 """
 
@@ -20,10 +20,10 @@ class Complexity:
     w: int
     params: int = 0
     gates: int = 0
-    flops: int = 0
+    macs: int = 0
 
-    def add(self, *, params: int = 0, gates: int = 0, flops: int = 0) -> Complexity:
-        return replace(self, params=self.params + params, gates=self.gates + gates, flops=self.flops + flops)
+    def add(self, *, params: int = 0, gates: int = 0, macs: int = 0) -> Complexity:
+        return replace(self, params=self.params + params, gates=self.gates + gates, macs=self.macs + macs)
 
     def fresh(self) -> Complexity:
         """Zero counts at this spatial size: the start of a sub-part counted on its own."""
@@ -31,20 +31,20 @@ class Complexity:
 
     def scaled(self, n: int) -> Complexity:
         """n copies of this part (parallel branches)."""
-        return replace(self, params=n * self.params, gates=n * self.gates, flops=n * self.flops)
+        return replace(self, params=n * self.params, gates=n * self.gates, macs=n * self.macs)
 
     def plus(self, part: Complexity) -> Complexity:
         """This part and a parallel one; keeps this spatial size."""
-        return self.add(params=part.params, gates=part.gates, flops=part.flops)
+        return self.add(params=part.params, gates=part.gates, macs=part.macs)
 
     def then(self, part: Complexity) -> Complexity:
         """This count followed by ``part``; takes the part's spatial size."""
         return replace(
-            part, params=self.params + part.params, gates=self.gates + part.gates, flops=self.flops + part.flops
+            part, params=self.params + part.params, gates=self.gates + part.gates, macs=self.macs + part.macs
         )
 
     def as_dict(self) -> dict[str, int]:
-        return {"params": self.params, "gates": self.gates, "flops": self.flops}
+        return {"params": self.params, "gates": self.gates, "macs": self.macs}
 
 
 def conv2d(
@@ -54,7 +54,7 @@ def conv2d(
     h, w = (cx.h + 2 * (k // 2) - k) // stride + 1, (cx.w + 2 * (k // 2) - k) // stride + 1
     weights = c_in // groups * c_out * k * k
     out = replace(cx, h=h, w=w)
-    return out.add(params=weights + (c_out if bias else 0), flops=weights * h * w)
+    return out.add(params=weights + (c_out if bias else 0), macs=weights * h * w)
 
 
 def batchnorm2d(cx: Complexity, c: int) -> Complexity:
@@ -70,7 +70,7 @@ def global_pool(cx: Complexity) -> Complexity:
 
 
 def linear(cx: Complexity, c_in: int, c_out: int, *, bias: bool = True) -> Complexity:
-    return cx.add(params=c_in * c_out + (c_out if bias else 0), flops=c_in * c_out)
+    return cx.add(params=c_in * c_out + (c_out if bias else 0), macs=c_in * c_out)
 
 
 def dgconv_gates(c_in: int, c_out: int) -> int:

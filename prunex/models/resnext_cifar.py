@@ -132,7 +132,7 @@ def multibranch_complexity(
         if s.in_ch != s.out_ch or s.stride != 1:
             proj = cxm.batchnorm2d(cxm.conv2d(at, s.in_ch, s.out_ch, 1, stride=s.stride), s.out_ch)
             if projection_per_block and i > 0:
-                proj = proj.add(flops=(cardinality - 1) * proj.flops)
+                proj = proj.add(macs=(cardinality - 1) * proj.macs)
             module = module.plus(proj)
         cx = cx.then(module.add(gates=gates_per_module if i > 0 else 0))
     return cxm.linear(cxm.global_pool(cx), specs[-1].out_ch, num_classes)

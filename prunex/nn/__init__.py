@@ -18,7 +18,6 @@ from prunex.nn.gates import (
     freeze_gates,
     gate_parameters,
     project_gates_,
-    register_gate_projection,
     total_complexity,
 )
 from prunex.nn.multi_residual import MultiResidualBlock, PreActFunction
@@ -47,7 +46,6 @@ __all__ = [
     "group_order",
     "project_gates_",
     "project_masks_",
-    "register_gate_projection",
     "relation_matrix",
     "sample_k_of_c",
     "sample_straight_through",

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.common_types import _size_2_t
 
+from prunex.nn.conv_geometry import conv_geometry, conv_like
 from prunex.nn.dgconv_mask import LayerWeights, MaskPlan, masked_weights
 
 GATE_INIT = 1e-8  # the paper initialises every gate to ±1e-8 with a random sign
@@ -199,21 +200,8 @@ class DGConv2d(nn.Conv2d):
         return torch.cat(blocks, 0)
 
     def conv_like(self, groups: int = 1) -> nn.Conv2d:
-        """A fresh ``nn.Conv2d`` with this layer's geometry (channels, kernel, stride, padding, dilation, bias,
-        device, dtype) and ``groups`` groups."""
-        return nn.Conv2d(
-            self.in_channels,
-            self.out_channels,
-            self.kernel_size,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=groups,
-            bias=self.bias is not None,
-            padding_mode=self.padding_mode,
-            device=self.weight.device,
-            dtype=self.weight.dtype,
-        )
+        """A fresh ``nn.Conv2d`` with this layer's geometry and ``groups`` groups."""
+        return conv_like(self, groups=groups)
 
     def to_grouped_conv(self) -> tuple[nn.Conv2d, Tensor, Tensor]:
         """Exact realisation as (conv, in_order, out_order): y[:, out_order] = conv(x[:, in_order])."""
@@ -228,18 +216,7 @@ class DGConv2d(nn.Conv2d):
     @classmethod
     def shaped_like(cls, conv: nn.Conv2d) -> DGConv2d:
         """A fresh DGConv with the geometry (channels, kernel, stride, padding, dilation, bias) of ``conv``."""
-        return cls(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
-            bias=conv.bias is not None,
-            padding_mode=conv.padding_mode,
-            device=conv.weight.device,
-            dtype=conv.weight.dtype,
-        )
+        return cls(conv.in_channels, conv.out_channels, **conv_geometry(conv))
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> DGConv2d:

@@ -34,11 +34,6 @@ def project_gates_(model: nn.Module) -> None:
     GateFusion(model, fuse_forward=False).project_()
 
 
-def register_gate_projection(optimizer: torch.optim.Optimizer, model: nn.Module):
-    """Run :func:`project_gates_` after every ``optimizer.step()``; returns the hook handle."""
-    return optimizer.register_step_post_hook(lambda *_: project_gates_(model))
-
-
 @torch.no_grad()
 def freeze_gates(model: nn.Module) -> nn.Module:
     """Make all connectivity constant: MaskConnect masks at top-K, DGConv gates no longer trainable."""

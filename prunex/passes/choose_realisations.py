@@ -8,20 +8,11 @@ from __future__ import annotations
 
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
 
-from prunex.passes.graph import finish, fresh_name, is_module, module_of, own_module
-from prunex.passes.tuning import SplitConv, Tuner, coarsen, conv_candidates, conv_signature
-
-
-def propagate_shapes(gm: fx.GraphModule, example_shape: tuple[int, ...]) -> None:
-    """Record every node's output shape (node.meta['tensor_meta']) for one sample of ``example_shape``."""
-    ShapeProp(gm).propagate(torch.zeros(1, *example_shape))
-
-
-def input_shape(node: fx.Node, batch: int) -> tuple[int, ...]:
-    src = node.args[0]
-    return (batch, *tuple(src.meta["tensor_meta"].shape)[1:])
+from prunex.passes.conv_realisations import ConvRealisation, SplitConv, coarsen, conv_candidates, conv_signature
+from prunex.passes.graph import finish, fresh_name, input_shape, is_module, module_of, own_module, propagate_shapes
+from prunex.passes.protocol import GraphPass
+from prunex.passes.tuning import Tuner
 
 
 def _split(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> None:
@@ -38,27 +29,34 @@ def _split(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> None:
     gm.graph.erase_node(node)
 
 
-def choose_conv_realisations(gm: fx.GraphModule, *, tuner: Tuner, example_shape: tuple[int, ...]) -> fx.GraphModule:
-    propagate_shapes(gm, example_shape)
-    for node in list(gm.graph.nodes):
-        if not is_module(gm, node, nn.Conv2d) or module_of(gm, node).groups == 1:
-            continue
-        conv = module_of(gm, node)
-        shape = input_shape(node, tuner.target.batch)
-        learned = f"groups={conv.groups}"
-        chosen = tuner.choose(
-            "conv",
-            str(node.target),
-            f"{conv.groups} groups",
-            conv_signature(conv, shape),
-            shape,
-            conv_candidates(conv),
-            prefer=learned,
-        )
-        if chosen == "split":
-            _split(gm, node, conv)
-        elif chosen != learned:
-            groups = 1 if chosen == "dense" else int(chosen.split("=")[1])
-            coarse = coarsen(own_module(gm, node), groups)
-            gm.add_submodule(node.target, coarse)
-    return finish(gm)
+class ChooseConvRealisations(GraphPass):
+    """Each grouped conv becomes the realisation that measures fastest on the tuner's target (the learned one
+    unless another is more than 3 % faster); ``example_shape`` is the input's (C, H, W)."""
+
+    name = "choose_conv_realisations"
+
+    def __init__(self, tuner: Tuner, example_shape: tuple[int, ...]) -> None:
+        self.tuner, self.example_shape = tuner, example_shape
+
+    def rewrite(self, gm: fx.GraphModule) -> fx.GraphModule:
+        propagate_shapes(gm, self.example_shape)
+        for node in list(gm.graph.nodes):
+            if not is_module(gm, node, nn.Conv2d) or module_of(gm, node).groups == 1:
+                continue
+            conv = module_of(gm, node)
+            shape = input_shape(node, self.tuner.target.batch)
+            learned = ConvRealisation(conv.groups)
+            chosen = self.tuner.choose(
+                "conv",
+                str(node.target),
+                f"{conv.groups} groups",
+                conv_signature(conv, shape),
+                shape,
+                conv_candidates(conv),
+                prefer=learned,
+            )
+            if chosen.split:
+                _split(gm, node, conv)
+            elif chosen != learned:
+                gm.add_submodule(node.target, coarsen(own_module(gm, node), chosen.groups))
+        return finish(gm)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import fx
 
 from prunex.passes.graph import finish
+from prunex.passes.protocol import GraphPass
 
 PURE_OPS = ("call_function", "call_method", "call_module", "get_attr")
 
@@ -27,19 +28,24 @@ def _key(node: fx.Node):
     return (node.op, node.target, freeze(node.args), freeze(node.kwargs))
 
 
-def eliminate_common_subexpressions(gm: fx.GraphModule) -> fx.GraphModule:
-    seen: dict = {}
-    for node in list(gm.graph.nodes):
-        if node.op not in PURE_OPS or node.is_impure():
-            continue
-        try:
-            key = _key(node)
-            hash(key)
-        except TypeError:  # unhashable constant argument: leave the node alone
-            continue
-        if key in seen:
-            node.replace_all_uses_with(seen[key])
-            gm.graph.erase_node(node)
-        else:
-            seen[key] = node
-    return finish(gm)
+class EliminateCommonSubexpressions(GraphPass):
+    """Merge identical pure nodes on identical inputs."""
+
+    name = "eliminate_common_subexpressions"
+
+    def rewrite(self, gm: fx.GraphModule) -> fx.GraphModule:
+        seen: dict = {}
+        for node in list(gm.graph.nodes):
+            if node.op not in PURE_OPS or node.is_impure():
+                continue
+            try:
+                key = _key(node)
+                hash(key)
+            except TypeError:  # unhashable constant argument: leave the node alone
+                continue
+            if key in seen:
+                node.replace_all_uses_with(seen[key])
+                gm.graph.erase_node(node)
+            else:
+                seen[key] = node
+        return finish(gm)

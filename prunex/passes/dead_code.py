@@ -10,8 +10,14 @@ from __future__ import annotations
 from torch import fx
 
 from prunex.passes.graph import finish
+from prunex.passes.protocol import GraphPass
 
 
-def eliminate_dead_blocks(gm: fx.GraphModule) -> fx.GraphModule:
-    gm.graph.eliminate_dead_code()  # reverse topological sweep: cascades through chains of unused nodes
-    return finish(gm)
+class EliminateDeadBlocks(GraphPass):
+    """Remove every node with no path to the output."""
+
+    name = "eliminate_dead_blocks"
+
+    def rewrite(self, gm: fx.GraphModule) -> fx.GraphModule:
+        gm.graph.eliminate_dead_code()  # reverse topological sweep: cascades through chains of unused nodes
+        return finish(gm)

@@ -9,6 +9,7 @@ from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from prunex.passes.graph import finish, is_module, module_of
+from prunex.passes.protocol import GraphPass
 
 
 def _foldable(gm: fx.GraphModule, node: fx.Node) -> fx.Node | None:
@@ -22,20 +23,24 @@ def _foldable(gm: fx.GraphModule, node: fx.Node) -> fx.Node | None:
     return bn if m.track_running_stats and m.running_mean is not None else None
 
 
-def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
+class FoldBatchNorm(GraphPass):
     """A conv module called at several sites (a shared projection) is folded once, and only if every site is
     followed by the same BN, so that no weight is duplicated."""
-    sites: dict[str, list[fx.Node]] = {}
-    for node in gm.graph.nodes:
-        if is_module(gm, node, nn.Conv2d):
-            sites.setdefault(node.target, []).append(node)
-    for target, convs in sites.items():
-        bns = [_foldable(gm, c) for c in convs]
-        if any(b is None for b in bns) or len({b.target for b in bns}) != 1:
-            continue
-        fused = fuse_conv_bn_eval(gm.get_submodule(target), module_of(gm, bns[0]))
-        gm.add_submodule(target, fused)
-        for bn in bns:
-            bn.replace_all_uses_with(bn.args[0])
-            gm.graph.erase_node(bn)
-    return finish(gm)
+
+    name = "fold_batchnorm"
+
+    def rewrite(self, gm: fx.GraphModule) -> fx.GraphModule:
+        sites: dict[str, list[fx.Node]] = {}
+        for node in gm.graph.nodes:
+            if is_module(gm, node, nn.Conv2d):
+                sites.setdefault(node.target, []).append(node)
+        for target, convs in sites.items():
+            bns = [_foldable(gm, c) for c in convs]
+            if any(b is None for b in bns) or len({b.target for b in bns}) != 1:
+                continue
+            fused = fuse_conv_bn_eval(gm.get_submodule(target), module_of(gm, bns[0]))
+            gm.add_submodule(target, fused)
+            for bn in bns:
+                bn.replace_all_uses_with(bn.args[0])
+                gm.graph.erase_node(bn)
+        return finish(gm)

@@ -7,6 +7,7 @@ import operator
 
 import torch
 from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 from prunex.nn.dgconv import DGConv2d
 from prunex.nn.gates import freeze_gates
@@ -109,7 +110,7 @@ def count_params(gm: nn.Module) -> int:
     return sum(p.numel() for p in gm.parameters())
 
 
-def count_flops(gm: fx.GraphModule, example: torch.Tensor) -> int:
+def count_macs(gm: fx.GraphModule, example: torch.Tensor) -> int:
     """Multiply-accumulates of conv and linear layers for one sample (shapes from a forward pass)."""
     total = 0
 
@@ -134,3 +135,31 @@ def count_flops(gm: fx.GraphModule, example: torch.Tensor) -> int:
 def call_sites(gm: fx.GraphModule) -> list[str]:
     """Targets of the call_module nodes, in graph order (what the graph actually runs)."""
     return [n.target for n in gm.graph.nodes if n.op == "call_module"]
+
+
+def module_fingerprints(gm: fx.GraphModule) -> dict[str, int]:
+    """Per called module: a hash of its type, and its parameters' and buffers' shapes and sums (to see which layers
+    a pass edited)."""
+    out = {}
+    for target in set(call_sites(gm)):
+        m = gm.get_submodule(target)
+        tensors = [*m.parameters(), *m.buffers()]
+        out[target] = hash(
+            (type(m).__name__, tuple(t.shape for t in tensors), tuple(float(t.detach().float().sum()) for t in tensors))
+        )
+    return out
+
+
+def propagate_shapes(gm: fx.GraphModule, example_shape: tuple[int, ...]) -> None:
+    """Record every node's output shape (``node.meta['tensor_meta']``) for a batch of two zero inputs of
+    ``example_shape`` (C, H, W), in the module's dtype and on its device."""
+    dtype = next((p.dtype for p in gm.parameters()), torch.float32)
+    device = next((p.device for p in gm.parameters()), torch.device("cpu"))
+    with torch.no_grad():
+        ShapeProp(gm).propagate(torch.zeros(2, *example_shape, dtype=dtype, device=device))
+
+
+def input_shape(node: fx.Node, batch: int) -> tuple[int, ...]:
+    """The shape of ``node``'s first input at batch size ``batch`` (after :func:`propagate_shapes`)."""
+    src = node.args[0]
+    return (batch, *tuple(src.meta["tensor_meta"].shape)[1:])

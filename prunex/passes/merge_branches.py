@@ -14,13 +14,40 @@ from __future__ import annotations
 import copy
 import operator
 from dataclasses import dataclass
+from enum import Enum
 
 import torch
 from torch import fx, nn
 
-from prunex.passes.graph import finish, fresh_name, module_of
+from prunex.nn.conv_geometry import conv_like
+from prunex.passes.graph import finish, fresh_name, module_of, propagate_shapes
+from prunex.passes.protocol import GraphPass
+from prunex.passes.tuning import Tuner
 
 MERGEABLE = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU)
+
+
+class BranchRealisation(Enum):
+    """How k parallel chains run: merged into one wide chain, or separately."""
+
+    MERGED = "merged"
+    SEPARATE = "separate"
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+
+class RepeatChannels(nn.Module):
+    """x → [x, x, …, x] along channels (k copies): a BN of the shared input, stacked for the merged chain. In the
+    graph it becomes ``x.repeat(1, k, 1, 1)``, the form the permutation pass reads as a channel concatenation."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.repeat(1, self.k, 1, 1)
 
 
 def _mergeable(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -102,12 +129,6 @@ def _sum_leaves(root: fx.Node) -> list:
     return [root]
 
 
-def _conv_like(m: nn.Conv2d, in_ch: int, out_ch: int, groups: int) -> nn.Conv2d:
-    return nn.Conv2d(
-        in_ch, out_ch, m.kernel_size, m.stride, m.padding, m.dilation, groups, m.bias is not None, m.padding_mode
-    )
-
-
 def _merged_layer(modules: list[nn.Module], stacked: bool, sum_out: bool) -> tuple[nn.Module, bool] | None:
     """One layer replacing ``modules`` (one per branch); returns (layer, output stacked?) or None."""
     k, m = len(modules), modules[0]
@@ -115,7 +136,7 @@ def _merged_layer(modules: list[nn.Module], stacked: bool, sum_out: bool) -> tup
         if isinstance(m, nn.Conv2d):
             weights = [x.weight for x in modules]
             if sum_out and m.groups == 1:  # Σ_i conv_i(h_i): one conv over the stacked input, biases summed
-                conv = _conv_like(m, m.in_channels * (k if stacked else 1), m.out_channels, 1)
+                conv = conv_like(m, m.in_channels * (k if stacked else 1), m.out_channels, 1)
                 conv.weight.copy_(torch.cat(weights, 1) if stacked else torch.stack(weights).sum(0))
                 if m.bias is not None:
                     conv.bias.copy_(torch.stack([x.bias for x in modules]).sum(0))
@@ -123,7 +144,7 @@ def _merged_layer(modules: list[nn.Module], stacked: bool, sum_out: bool) -> tup
             if sum_out or (not stacked and m.groups != 1):
                 return None
             # shared input: output rows stacked; stacked input: block-diagonal, k·g groups
-            conv = _conv_like(
+            conv = conv_like(
                 m, m.in_channels * (k if stacked else 1), m.out_channels * k, m.groups * k if stacked else 1
             )
             conv.weight.copy_(torch.cat(weights, 0))
@@ -142,12 +163,13 @@ def _merged_layer(modules: list[nn.Module], stacked: bool, sum_out: bool) -> tup
 
 
 def _build(gm: fx.GraphModule, chains: list[Chain], sum_out: bool) -> list[nn.Module] | None:
+    """The merged chain's layers (a :class:`RepeatChannels` where the shared input must be stacked first)."""
     layers, stacked = [], False
     for pos in range(len(chains[0].nodes)):
         modules = [module_of(gm, c.nodes[pos]) for c in chains]
         is_tail = pos == len(chains[0].nodes) - 1
         if isinstance(modules[0], nn.BatchNorm2d) and not stacked:
-            layers.append("repeat")
+            layers.append(RepeatChannels(len(chains)))
             stacked = True
         built = _merged_layer(modules, stacked, sum_out and is_tail)
         if built is None:
@@ -165,8 +187,8 @@ def _emit(gm: fx.GraphModule, chains: list[Chain], layers: list, after: fx.Node)
     x, cursor = chains[0].input, after
     for i, layer in enumerate(layers):
         with gm.graph.inserting_after(cursor):
-            if layer == "repeat":
-                x = gm.graph.call_method("repeat", (x, 1, len(chains), 1, 1))
+            if isinstance(layer, RepeatChannels):
+                x = gm.graph.call_method("repeat", (x, 1, layer.k, 1, 1))
             else:
                 gm.add_submodule(f"{base}.{i}", layer)
                 x = gm.graph.call_module(f"{base}.{i}", (x,))
@@ -192,22 +214,7 @@ class SeparateChains(nn.Module):
         return sum(outs[1:], outs[0]) if self.summed else outs
 
 
-class MergedChain(nn.Module):
-    """The merged layers as one module, for timing."""
-
-    def __init__(self, layers: list, k: int) -> None:
-        super().__init__()
-        self.k = k
-        self.repeat_at = [i for i, layer in enumerate(layers) if layer == "repeat"]
-        self.layers = nn.ModuleList(nn.Identity() if layer == "repeat" else layer for layer in layers)
-
-    def forward(self, x):
-        for i, layer in enumerate(self.layers):
-            x = x.repeat(1, self.k, 1, 1) if i in self.repeat_at else layer(x)
-        return x
-
-
-def _merge_pays(gm: fx.GraphModule, chains: list[Chain], layers: list, summed: bool, tuner) -> bool:
+def _merge_pays(gm: fx.GraphModule, chains: list[Chain], layers: list, summed: bool, tuner: Tuner) -> bool:
     """Ask the tuner whether the merged chain beats the separate ones on the target."""
     x = chains[0].input
     shape = (tuner.target.batch, *tuple(x.meta["tensor_meta"].shape)[1:])
@@ -223,15 +230,15 @@ def _merge_pays(gm: fx.GraphModule, chains: list[Chain], layers: list, summed: b
         signature,
         shape,
         {
-            "merged": lambda: MergedChain(copy.deepcopy(layers), len(chains)).eval(),
-            "separate": lambda: SeparateChains(copy.deepcopy(modules), summed).eval(),
+            BranchRealisation.MERGED: lambda: nn.Sequential(*copy.deepcopy(layers)).eval(),
+            BranchRealisation.SEPARATE: lambda: SeparateChains(copy.deepcopy(modules), summed).eval(),
         },
-        prefer="merged",
+        prefer=BranchRealisation.MERGED,
     )
-    return chosen == "merged"
+    return chosen is BranchRealisation.MERGED
 
 
-def _merge(gm: fx.GraphModule, chains: list[Chain], tuner=None) -> bool:
+def _merge(gm: fx.GraphModule, chains: list[Chain], tuner: Tuner | None = None) -> bool:
     """Merge one group of parallel chains; False if their layers cannot be merged (or, with a tuner, if merging
     is slower on the target)."""
     root = _sum_root(chains[0].tail)
@@ -262,26 +269,34 @@ def _merge(gm: fx.GraphModule, chains: list[Chain], tuner=None) -> bool:
     return True
 
 
-def merge_parallel_branches(gm: fx.GraphModule, *, tuner=None, example_shape=None) -> fx.GraphModule:
-    """Merge every group of parallel chains; with a ``tuner``, only where the merged chain measures faster."""
-    skipped: set[tuple[str, ...]] = set()
-    merged = True
-    while merged:
-        merged = False
-        if tuner is not None:  # shapes of the nodes a previous merge created
-            from prunex.passes.choose_realisations import propagate_shapes
+class MergeParallelBranches(GraphPass):
+    """Merge every group of parallel chains; with a ``tuner``, only where the merged chain measures faster on its
+    target (then ``example_shape``, the input's (C, H, W), is needed too)."""
 
-            gm.recompile()
-            propagate_shapes(gm, example_shape)
-        for chains in _parallel_groups(gm):
-            key = tuple(c.nodes[0].name for c in chains)
-            if key in skipped:
-                continue
-            if _merge(gm, chains, tuner):
-                merged = True
-                break
-            skipped.add(key)
-    return finish(gm)
+    name = "merge_parallel_branches"
+
+    def __init__(self, tuner: Tuner | None = None, example_shape: tuple[int, ...] | None = None) -> None:
+        if tuner is not None and example_shape is None:
+            raise ValueError("a tuned branch merge needs the input shape (C, H, W)")
+        self.tuner, self.example_shape = tuner, example_shape
+
+    def rewrite(self, gm: fx.GraphModule) -> fx.GraphModule:
+        skipped: set[tuple[str, ...]] = set()
+        merged = True
+        while merged:
+            merged = False
+            if self.tuner is not None:  # shapes of the nodes a previous merge created
+                gm.recompile()
+                propagate_shapes(gm, self.example_shape)
+            for chains in _parallel_groups(gm):
+                key = tuple(c.nodes[0].name for c in chains)
+                if key in skipped:
+                    continue
+                if _merge(gm, chains, self.tuner):
+                    merged = True
+                    break
+                skipped.add(key)
+        return finish(gm)
 
 
 def _channels_of(gm: fx.GraphModule, chain: Chain) -> int:

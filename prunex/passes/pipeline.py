@@ -4,25 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any
 
 import torch
 from torch import fx, nn
 
+from prunex.artifacts.tuning_cache import TuningCache
 from prunex.nn.dgconv import DGConv2d
-from prunex.passes.choose_realisations import choose_conv_realisations
-from prunex.passes.cse import eliminate_common_subexpressions
-from prunex.passes.dead_code import eliminate_dead_blocks
-from prunex.passes.fold_batchnorm import fold_batchnorm
-from prunex.passes.fold_constants import fold_gate_constants
+from prunex.passes.choose_realisations import ChooseConvRealisations
+from prunex.passes.conv_realisations import ConvRealisation
+from prunex.passes.cse import EliminateCommonSubexpressions
+from prunex.passes.dead_code import EliminateDeadBlocks
+from prunex.passes.fold_batchnorm import FoldBatchNorm
+from prunex.passes.fold_constants import FoldGateConstants
 from prunex.passes.graph import freeze, trace
-from prunex.passes.lower_dgconv import lower_dgconv
-from prunex.passes.merge_branches import merge_parallel_branches
-from prunex.passes.propagate_permutations import gather_report, propagate_permutations
-from prunex.passes.remove_noops import remove_noops
-from prunex.passes.runner import Pass, PassRecord, PassRunner, compare, exact_float32
-from prunex.passes.tuning import MODES, Timer, Tuner, TuneTarget, TuningCache
+from prunex.passes.lower_dgconv import LowerDGConv
+from prunex.passes.merge_branches import MergeParallelBranches
+from prunex.passes.propagate_permutations import PropagatePermutations, gather_report
+from prunex.passes.protocol import GraphPass
+from prunex.passes.remove_noops import RemoveNoops
+from prunex.passes.runner import PassRecord, PassRunner
+from prunex.passes.tuning import MODES, Timer, Tuner, TuneTarget
+from prunex.runtime.comparison import compare, exact_float32
 
 
 @dataclass(frozen=True)
@@ -45,26 +48,16 @@ class CompressOptions:
 
 def default_passes(
     options: CompressOptions, tuner: Tuner | None = None, example_shape: tuple[int, ...] | None = None
-) -> list[tuple[str, Pass]]:
-    passes: list[tuple[str, Pass]] = [
-        ("fold_gate_constants", fold_gate_constants),
-        ("eliminate_dead_blocks", eliminate_dead_blocks),
-        ("eliminate_common_subexpressions", eliminate_common_subexpressions),
-    ]
+) -> list[GraphPass]:
+    """The passes ``compress`` runs, in order (``example_shape`` is the input's (C, H, W))."""
+    passes: list[GraphPass] = [FoldGateConstants(), EliminateDeadBlocks(), EliminateCommonSubexpressions()]
     if options.fold_bn:
-        passes.append(("fold_batchnorm", fold_batchnorm))
+        passes.append(FoldBatchNorm())
     if options.merge_branches:
-        merge = partial(merge_parallel_branches, tuner=tuner, example_shape=example_shape)
-        passes.append(("merge_parallel_branches", merge))
-    passes += [
-        ("lower_dgconv", lower_dgconv),
-        ("propagate_permutations", partial(propagate_permutations, example_shape=example_shape)),
-        ("remove_noops", remove_noops),
-    ]
+        passes.append(MergeParallelBranches(tuner, example_shape))
+    passes += [LowerDGConv(), PropagatePermutations(example_shape), RemoveNoops()]
     if tuner is not None:
-        passes.append(
-            ("choose_conv_realisations", partial(choose_conv_realisations, tuner=tuner, example_shape=example_shape))
-        )
+        passes.append(ChooseConvRealisations(tuner, example_shape))
     return passes
 
 
@@ -136,10 +129,9 @@ def compress(
         end_to_end = compare(frozen(runner.x), compressed(runner.x))
     first, last = runner.records[0], runner.records[-1]
     gathers = [k.as_dict() for k in gather_report(compressed, tuple(example.shape[1:]))]
-    chosen = {d.layer: d.chosen for d in tuner.decisions if d.kind == "conv"} if tuner is not None else {}
+    chosen = {d.layer: d.choice for d in tuner.decisions if d.kind == "conv"} if tuner is not None else {}
     for g in groups:
-        pick = chosen.get(g["layer"], f"groups={g['learned_groups']}")
-        g["groups_after"] = 1 if pick == "dense" else pick if pick == "split" else int(pick.split("=")[1])
+        g["groups_after"] = chosen.get(g["layer"], ConvRealisation(g["learned_groups"])).groups_after
     report = {
         "model": getattr(model, "prunex_spec", {"name": type(model).__name__, "kwargs": {}}),
         "input_shape": [None, *example.shape[1:]],
@@ -160,8 +152,8 @@ def compress(
         "totals": {
             "params_before": first.params,
             "params_after": last.params,
-            "flops_before": first.flops,
-            "flops_after": last.flops,
+            "macs_before": first.macs,
+            "macs_after": last.macs,
             **{f"end_to_end_{k}": v for k, v in end_to_end.items()},
         },
     }

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
 
-from prunex.passes.graph import finish, fresh_name, module_of, own_module
+from prunex.passes.graph import finish, fresh_name, module_of, own_module, propagate_shapes
+from prunex.passes.protocol import GraphPass
 
 EXACT_LIMIT = 12  # interacting gathers and pins decided by trying every subset (2^n); more are decided greedily
 GREEDY_ORDERS = 8  # orders the greedy choice tries for a larger group
@@ -690,31 +690,32 @@ def explain(problem: Problem, solution: Solution) -> list[KeptGather]:
     return kept
 
 
-def propagate_permutations(gm: fx.GraphModule, example_shape: tuple[int, ...] | None = None) -> fx.GraphModule:
-    """Remove every gather the network's layers can absorb (module docstring); the rest are re-indexed in place."""
-    if not any(is_gather(n) for n in gm.graph.nodes):
-        return gm
-    if example_shape is None:
-        raise ValueError("propagate_permutations needs the input shape (C, H, W) to know the channel counts")
-    _shapes(gm, example_shape)
-    problem, uf = build_problem(gm)
-    _rewrite(gm, uf, problem, solve(problem))
-    gm.graph.eliminate_dead_code()
-    return finish(gm)
+class PropagatePermutations(GraphPass):
+    """Remove every gather the network's layers can absorb (module docstring); the rest are re-indexed in place.
+    ``example_shape``, the input's (C, H, W), gives the channel counts."""
 
+    name = "propagate_permutations"
 
-def _shapes(gm: fx.GraphModule, example_shape: tuple[int, ...]) -> None:
-    dtype = next((p.dtype for p in gm.parameters()), torch.float32)
-    device = next((p.device for p in gm.parameters()), torch.device("cpu"))
-    with torch.no_grad():
-        ShapeProp(gm).propagate(torch.zeros(2, *example_shape, dtype=dtype, device=device))
+    def __init__(self, example_shape: tuple[int, ...] | None = None) -> None:
+        self.example_shape = example_shape
+
+    def rewrite(self, gm: fx.GraphModule) -> fx.GraphModule:
+        if not any(is_gather(n) for n in gm.graph.nodes):
+            return gm
+        if self.example_shape is None:
+            raise ValueError("propagate_permutations needs the input shape (C, H, W) to know the channel counts")
+        propagate_shapes(gm, self.example_shape)
+        problem, uf = build_problem(gm)
+        _rewrite(gm, uf, problem, solve(problem))
+        gm.graph.eliminate_dead_code()
+        return finish(gm)
 
 
 def gather_report(gm: fx.GraphModule, example_shape: tuple[int, ...]) -> list[KeptGather]:
     """Every gather left in ``gm`` and the node whose order forces it (what removing it alone would break)."""
     if not any(is_gather(n) for n in gm.graph.nodes):
         return []
-    _shapes(gm, example_shape)
+    propagate_shapes(gm, example_shape)
     problem, _ = build_problem(gm)
     return explain(problem, Solution(set(), set(), assign(problem, set(), set(range(len(problem.pins))))))
 

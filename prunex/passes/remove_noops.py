@@ -9,6 +9,7 @@ from torch import fx, nn
 
 from prunex.passes.graph import finish, is_module
 from prunex.passes.propagate_permutations import is_gather
+from prunex.passes.protocol import GraphPass
 
 
 def _is_noop(gm: fx.GraphModule, node: fx.Node) -> fx.Node | None:
@@ -32,11 +33,16 @@ def _is_noop(gm: fx.GraphModule, node: fx.Node) -> fx.Node | None:
     return None
 
 
-def remove_noops(gm: fx.GraphModule) -> fx.GraphModule:
-    for node in list(gm.graph.nodes):
-        replacement = _is_noop(gm, node)
-        if replacement is not None and isinstance(replacement, fx.Node):
-            node.replace_all_uses_with(replacement)
-            gm.graph.erase_node(node)
-    gm.graph.eliminate_dead_code()
-    return finish(gm)
+class RemoveNoops(GraphPass):
+    """Replace every no-op node by its input."""
+
+    name = "remove_noops"
+
+    def rewrite(self, gm: fx.GraphModule) -> fx.GraphModule:
+        for node in list(gm.graph.nodes):
+            replacement = _is_noop(gm, node)
+            if replacement is not None and isinstance(replacement, fx.Node):
+                node.replace_all_uses_with(replacement)
+                gm.graph.erase_node(node)
+        gm.graph.eliminate_dead_code()
+        return finish(gm)

@@ -1,4 +1,4 @@
-"""The pass pipeline: run each pass, verify it numerically against the graph before it, record a report.
+"""The verifying pass runner: run each pass, verify it numerically against the graph before it, record a report.
 
 After every pass the new module and the previous one see the same calibration batch (float32, TF32 off); the
 pass is accepted only if max |Δ| ≤ tol · max |reference| and top-1 agreement is 100 %. A pass that breaks
@@ -8,9 +8,9 @@ layer whose output moved.
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,9 +18,9 @@ import torch
 from torch import fx
 
 from prunex.artifacts.errors import NotEquivalentError
-from prunex.passes.graph import call_sites, count_flops, count_params
-
-Pass = Callable[[fx.GraphModule], fx.GraphModule]
+from prunex.passes.graph import call_sites, count_macs, count_params, module_fingerprints
+from prunex.passes.protocol import GraphPass
+from prunex.runtime.comparison import compare, exact_float32
 
 
 @dataclass
@@ -30,8 +30,9 @@ class PassRecord:
     max_rel_err: float
     top1_agreement: float
     params: int
-    flops: int
+    macs: int
     seconds: float
+    modified: bool = True  # the pass's PassResult.modified (the frozen graph: True)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
@@ -46,40 +47,6 @@ class PassVerificationError(NotEquivalentError):
     def __init__(self, message: str, report: dict[str, Any]) -> None:
         super().__init__(message)
         self.report = report
-
-
-@contextlib.contextmanager
-def exact_float32() -> Iterator[None]:
-    """float32 matmul / conv without TF32 while verifying."""
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
-def compare(reference: torch.Tensor, output: torch.Tensor) -> dict[str, float]:
-    """max |Δ|, max |Δ| / max |reference|, and top-1 agreement over the batch (for logits)."""
-    delta = (output.float() - reference.float()).abs()
-    scale = reference.float().abs().max().clamp_min(1e-12)
-    agree = 1.0
-    if reference.dim() == 2 and reference.shape[1] > 1:
-        agree = float((output.argmax(1) == reference.argmax(1)).float().mean())
-    return {"max_abs_err": float(delta.max()), "max_rel_err": float(delta.max() / scale), "top1_agreement": agree}
-
-
-def _state_fingerprint(gm: fx.GraphModule) -> dict[str, int]:
-    """Per called module: a hash of its parameters and buffers (to see which layers a pass edited)."""
-    out = {}
-    for target in set(call_sites(gm)):
-        m = gm.get_submodule(target)
-        tensors = [t for t in (*m.parameters(), *m.buffers())]
-        out[target] = hash(
-            (type(m).__name__, tuple(t.shape for t in tensors), tuple(float(t.detach().float().sum()) for t in tensors))
-        )
-    return out
 
 
 def _node_outputs(gm: fx.GraphModule, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -136,24 +103,28 @@ class PassRunner:
             if reference is not None
             else {"max_abs_err": 0.0, "max_rel_err": 0.0, "top1_agreement": 1.0}
         )
-        record = PassRecord(name, **errs, params=count_params(gm), flops=count_flops(gm, self.x), seconds=seconds)
+        record = PassRecord(name, **errs, params=count_params(gm), macs=count_macs(gm, self.x), seconds=seconds)
         if before is not None:
             old, new = set(call_sites(before)), set(call_sites(gm))
             record.added, record.removed = sorted(new - old), sorted(old - new)
-            fp_old, fp_new = _state_fingerprint(before), _state_fingerprint(gm)
+            fp_old, fp_new = module_fingerprints(before), module_fingerprints(gm)
             record.changed = sorted(t for t in old & new if fp_old.get(t) != fp_new.get(t))
         return record, out
 
-    def run(self, gm: fx.GraphModule, passes: list[tuple[str, Pass]]) -> fx.GraphModule:
+    def run(self, gm: fx.GraphModule, passes: Sequence[GraphPass]) -> fx.GraphModule:
+        """Run each pass on the output of the one before, verify it against it; the last module is returned."""
         record, reference = self.measure("frozen", gm, None)
         self.records.append(record)
         if self.on_pass:
             self.on_pass(record)
-        for name, fn in passes:
-            before = _copy(gm)
+        for graph_pass in passes:
+            name = graph_pass.name
+            before = copy.deepcopy(gm)
             tic = time.perf_counter()
-            gm = fn(gm)
+            result = graph_pass(gm)
+            gm = result.graph_module
             record, out = self.measure(name, gm, reference, time.perf_counter() - tic, before)
+            record.modified = result.modified
             self.records.append(record)
             if self.on_pass:
                 self.on_pass(record)
@@ -173,9 +144,3 @@ class PassRunner:
                 )
             reference = out
         return gm
-
-
-def _copy(gm: fx.GraphModule) -> fx.GraphModule:
-    import copy
-
-    return copy.deepcopy(gm)

@@ -9,23 +9,17 @@ device and backend, and the timings are kept in a persistent cache keyed by the 
 
 from __future__ import annotations
 
-import copy
-import json
-import math
-import os
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
 
-from prunex.artifacts import InputError, atomic_write_text
-from prunex.bench.backends import Case, prepare_cuda_graphs, prepare_eager
-from prunex.bench.environment import environment
-from prunex.bench.harness import summarise, time_callable
+from prunex.artifacts.tuning_cache import TuningCache
+from prunex.runtime.cases import Case, prepare_cuda_graphs, prepare_eager
+from prunex.runtime.environment import environment
+from prunex.runtime.timing import summarise, time_callable
 
 MODES = ("off", "cache", "full")
 NOISE_MARGIN = 0.03  # another realisation must be this much faster to replace the learned one
@@ -49,10 +43,9 @@ class TuneTarget:
         if self.dtype not in ("fp32", "fp16"):
             raise ValueError(f"tuning dtype must be fp32 or fp16, got {self.dtype!r}")
 
-
-def default_cache_path() -> Path:
-    root = os.environ.get("PRUNEX_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "prunex")
-    return Path(root) / "tuning.json"
+    def describe(self) -> str:
+        """``eager fp32 batch 1`` (`` NHWC`` when channels-last): the target part of a tuning cache key."""
+        return f"{self.backend} {self.dtype} batch {self.batch}{' NHWC' if self.channels_last else ''}"
 
 
 def device_fingerprint(target: TuneTarget) -> str:
@@ -64,70 +57,6 @@ def device_fingerprint(target: TuneTarget) -> str:
     else:
         parts.append(f"{env['threads']} threads")
     return " | ".join(parts)
-
-
-class TuningCache:
-    """Measured candidate times: {fingerprint + target + layer signature: {candidate: ms}} in one JSON file.
-
-    A cache file that cannot be used — not UTF-8, not JSON, not that shape, negative or non-finite times, a
-    directory, unreadable — is never fatal: it is moved aside (``tuning.json.damaged-<time>``) when possible, its
-    timings are measured again, and :attr:`warnings` says what happened. A cache that cannot be written is left as
-    it was (with a warning).
-    """
-
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else default_cache_path()
-        self.entries: dict[str, dict[str, float]] = {}
-        self.warnings: list[str] = []
-        self.writable = True
-        if self.path.exists():
-            try:
-                self.entries = self._read()
-            except (OSError, UnicodeDecodeError, ValueError) as err:
-                self._set_aside(str(err).splitlines()[0] if str(err) else type(err).__name__)
-
-    def _read(self) -> dict[str, dict[str, float]]:
-        data = json.loads(self.path.read_bytes().decode("utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError(f"a JSON object was expected, not {type(data).__name__}")
-        for key, timings in data.items():
-            if not isinstance(timings, dict) or not timings:
-                raise ValueError(f"entry {key[:60]!r} is not a table of timings")
-            for name, ms in timings.items():
-                if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0:
-                    raise ValueError(f"entry {key[:60]!r} has the timing {name} = {ms!r}")
-        return data
-
-    def _set_aside(self, reason: str) -> None:
-        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-        try:
-            os.rename(self.path, aside)
-            where = f"moved to {aside}"
-        except OSError as err:
-            self.writable = False
-            where = f"left in place (cannot move it: {err.strerror or err}); it will not be written"
-        self.warnings.append(f"tuning cache {self.path} is unusable ({reason}); {where}; its timings are re-measured")
-
-    @staticmethod
-    def key(fingerprint: str, target: TuneTarget, signature: str) -> str:
-        t = target
-        return (
-            f"{fingerprint} || {t.backend} {t.dtype} batch {t.batch}{' NHWC' if t.channels_last else ''} || {signature}"
-        )
-
-    def get(self, key: str) -> dict[str, float] | None:
-        return self.entries.get(key)
-
-    def put(self, key: str, timings: dict[str, float]) -> None:
-        self.entries[key] = timings
-
-    def save(self) -> None:
-        if not self.writable:
-            return
-        try:
-            atomic_write_text(self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
-        except (OSError, InputError) as err:
-            self.warnings.append(f"tuning cache {self.path} was not saved: {getattr(err, 'strerror', None) or err}")
 
 
 def measured_timer(target: TuneTarget, warmup: int = 5, iters: int = 20) -> Timer:
@@ -142,17 +71,31 @@ def measured_timer(target: TuneTarget, warmup: int = 5, iters: int = 20) -> Time
     return timer
 
 
+class Realisation(Protocol):
+    """One exact way to run a layer (a conv's grouping, branches merged or not); ``label`` names it in the tuning
+    cache and the report."""
+
+    @property
+    def label(self) -> str: ...
+
+
+R = TypeVar("R", bound=Realisation)
+
+
 @dataclass
 class Decision:
+    """One choice: what was learned, what was chosen (by label) and the times it was chosen on."""
+
     kind: str  # "conv" or "branches"
     layer: str
     learned: str  # e.g. "32 groups" or "4 branches"
     chosen: str
     times_ms: dict[str, float]
     from_cache: bool
+    choice: Realisation | None = field(default=None, repr=False, compare=False)  # ``chosen`` as the typed value
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "choice"}
 
 
 class Tuner:
@@ -176,109 +119,25 @@ class Tuner:
         learned: str,
         signature: str,
         shape: tuple[int, ...],
-        candidates: dict[str, Callable[[], nn.Module]],
-        prefer: str | None = None,
-    ) -> str:
-        """The fastest candidate name; ``candidates`` build the modules to time (only when not cached).
+        candidates: dict[R, Callable[[], nn.Module]],
+        prefer: R | None = None,
+    ) -> R:
+        """The fastest candidate; ``candidates`` build the modules to time (only when not cached).
 
         ``prefer`` (the learned realisation) is kept unless another is more than 3 % faster: differences inside
         the measurement noise do not trade the learned structure (and its lower MAC count) away.
         """
-        key = TuningCache.key(self.fingerprint, self.target, signature)
+        by_label = {c.label: c for c in candidates}
+        key = TuningCache.key(self.fingerprint, self.target.describe(), signature)
         cached = self.cache.get(key) if self.mode == "cache" else None
-        if cached is not None and set(cached) == set(candidates):
+        if cached is not None and set(cached) == set(by_label):
             times, hit = cached, True
         else:
-            times = {name: self.timer(build(), shape) for name, build in candidates.items()}
+            times = {c.label: self.timer(build(), shape) for c, build in candidates.items()}
             self.cache.put(key, times)
             hit = False
         chosen = min(times, key=times.__getitem__)
-        if prefer in times and times[chosen] >= (1 - NOISE_MARGIN) * times[prefer]:
-            chosen = prefer
-        self.decisions.append(Decision(kind, layer, learned, chosen, dict(times), hit))
-        return chosen
-
-
-# -- conv realisations ----------------------------------------------------------------------------------------
-def coarser_group_counts(conv: nn.Conv2d) -> list[int]:
-    """Every G' that divides G (G' = 1 is the dense conv)."""
-    g = conv.groups
-    return [d for d in range(g, 0, -1) if g % d == 0]
-
-
-def coarsen(conv: nn.Conv2d, groups: int) -> nn.Conv2d:
-    """The same conv with ``groups`` (dividing conv.groups) groups: each coarse block holds f = G/G' fine blocks on
-    its diagonal and zeros elsewhere."""
-    g, f = conv.groups, conv.groups // groups
-    so, si = conv.out_channels // g, conv.in_channels // g
-    out = nn.Conv2d(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
-        groups,
-        conv.bias is not None,
-        conv.padding_mode,
-        device=conv.weight.device,
-        dtype=conv.weight.dtype,
-    )
-    with torch.no_grad():
-        out.weight.zero_()
-        for i in range(g):
-            col = (i % f) * si
-            out.weight[i * so : (i + 1) * so, col : col + si] = conv.weight[i * so : (i + 1) * so]
-        if conv.bias is not None:
-            out.bias.copy_(conv.bias)
-    return out.eval()
-
-
-class SplitConv(nn.Module):
-    """G separate convs on the G channel slices, concatenated (used to time the split realisation)."""
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        g, so, si = conv.groups, conv.out_channels // conv.groups, conv.in_channels // conv.groups
-        self.si = si
-        self.parts = nn.ModuleList()
-        for i in range(g):
-            part = nn.Conv2d(
-                si,
-                so,
-                conv.kernel_size,
-                conv.stride,
-                conv.padding,
-                conv.dilation,
-                1,
-                conv.bias is not None,
-                conv.padding_mode,
-            )
-            with torch.no_grad():
-                part.weight.copy_(conv.weight[i * so : (i + 1) * so])
-                if conv.bias is not None:
-                    part.bias.copy_(conv.bias[i * so : (i + 1) * so])
-            self.parts.append(part)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([p(x.narrow(1, i * self.si, self.si)) for i, p in enumerate(self.parts)], 1)
-
-
-MAX_SPLIT = 16  # beyond this many groups, separate convs are not a sensible candidate
-
-
-def conv_signature(conv: nn.Conv2d, shape: tuple[int, ...]) -> str:
-    return (
-        f"conv {conv.in_channels}->{conv.out_channels} k{tuple(conv.kernel_size)} s{tuple(conv.stride)} "
-        f"p{tuple(conv.padding)} d{tuple(conv.dilation)} g{conv.groups} bias={conv.bias is not None} "
-        f"in {tuple(shape[1:])}"
-    )
-
-
-def conv_candidates(conv: nn.Conv2d) -> dict[str, Callable[[], nn.Module]]:
-    out: dict[str, Callable[[], nn.Module]] = {
-        f"groups={g}" if g > 1 else "dense": (lambda g=g: coarsen(conv, g)) for g in coarser_group_counts(conv)
-    }
-    if 1 < conv.groups <= MAX_SPLIT:
-        out["split"] = lambda: SplitConv(copy.deepcopy(conv)).eval()
-    return out
+        if prefer is not None and prefer.label in times and times[chosen] >= (1 - NOISE_MARGIN) * times[prefer.label]:
+            chosen = prefer.label
+        self.decisions.append(Decision(kind, layer, learned, chosen, dict(times), hit, by_label[chosen]))
+        return by_label[chosen]

@@ -126,6 +126,24 @@ def recipe_defaults(recipe: str, model: str, dataset: str) -> dict[str, Any]:
 DEFAULT_MODEL_KWARGS = {"depth": 20, "bottleneck_width": 4, "cardinality": 8, "fan_in": 4}
 
 
+EXECUTION_OPTIONS = ("device", "workers", "compile", "channels_last", "out")  # may change when a run resumes
+
+
+def resume_config(options: dict[str, Any]) -> TrainConfig:
+    """The configuration a resumed run starts from: only how it executes may change (``EXECUTION_OPTIONS``;
+    the run's own settings come from its checkpoint). Any other option given is refused by name."""
+    fixed = sorted(k for k, v in options.items() if v is not None and k not in EXECUTION_OPTIONS)
+    if fixed:
+        flags = {"model_kwargs": "--model-arg", "amp": "--amp/--no-amp"}
+        names = ", ".join(flags.get(k, "--" + k.replace("_", "-")) for k in fixed)
+        raise ConfigError(
+            f"{names} cannot change when resuming: a resumed run keeps its own settings "
+            "(start a new run to change them)"
+        )
+    given = {k: v for k, v in options.items() if k in EXECUTION_OPTIONS and v is not None}
+    return TrainConfig(**{"device": "auto", **given})
+
+
 def build_config(options: dict[str, Any], config_file: str | None = None) -> TrainConfig:
     """Recipe defaults < config file < explicit options (``None`` values are treated as not given)."""
     explicit = read_config_file(config_file) if config_file else {}

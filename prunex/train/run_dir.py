@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prunex.train.checkpoint import CheckpointError, load_checkpoint
+from prunex.artifacts.checkpoint import CheckpointError, load_checkpoint
 from prunex.train.config import ConfigError, TrainConfig
 
 RUN_FILES = ("checkpoint.pt", "config.json", "metrics.jsonl")

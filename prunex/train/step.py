@@ -106,5 +106,11 @@ class TrainStep:
         return loss, logits
 
     def close(self) -> None:
-        """Remove the gate fusion's hooks from the model."""
+        """Remove the gate fusion's hooks from the model (idempotent; also on leaving a ``with`` block)."""
         self.gates.remove()
+
+    def __enter__(self) -> TrainStep:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -5,10 +5,11 @@ import torch
 from typer.testing import CliRunner
 
 import prunex.passes.pipeline as pipeline_module
+from prunex.artifacts.compressed_model import load_compressed
 from prunex.cli.app import app
 from prunex.passes.graph import freeze
-from prunex.passes.serialization import load_compressed
 from prunex.train import model_from_checkpoint, train
+from tests.passes.helpers import bias_breaker
 from tests.train.helpers import tiny_config
 
 runner = CliRunner()
@@ -45,14 +46,9 @@ def test_compress_writes_a_verified_model_and_report(trained, tmp_path):
 
 
 def test_a_failing_pass_writes_only_a_diff_report(trained, tmp_path, monkeypatch):
-    def broken(gm):
-        with torch.no_grad():
-            gm.get_submodule("fc").bias.add_(1.0)
-        return gm
-
     original = pipeline_module.default_passes
     monkeypatch.setattr(
-        pipeline_module, "default_passes", lambda options, *rest: [*original(options, *rest), ("broken", broken)]
+        pipeline_module, "default_passes", lambda options, *rest: [*original(options, *rest), bias_breaker("fc")]
     )
     out = tmp_path / "c"
     result = runner.invoke(app, ["compress", str(trained), "--out", str(out)])

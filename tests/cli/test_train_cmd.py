@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -8,6 +9,7 @@ from prunex.data import load_dataset
 from prunex.train import model_from_checkpoint
 
 
+@pytest.mark.slow
 def test_train_with_no_arguments_reaches_90_percent_on_digits(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["train"], env={"COLUMNS": "120"})
@@ -24,8 +26,24 @@ def test_train_with_no_arguments_reaches_90_percent_on_digits(tmp_path, monkeypa
     with torch.no_grad():
         pred = model(test.images).argmax(1)
     assert int((pred == test.labels).sum()) == round(metrics[-1]["test_acc"] * len(test))
-    # a second run next to it gets its own directory
-    assert not (tmp_path / "runs" / "maskconnect_cifar-digits-2").exists()
+
+
+def test_a_short_default_run_trains_the_default_model_and_a_second_run_gets_its_own_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first, second = tmp_path / "runs" / "maskconnect_cifar-digits", tmp_path / "runs" / "maskconnect_cifar-digits-2"
+    default = {"depth": 20, "bottleneck_width": 4, "cardinality": 8, "fan_in": 4}
+    small = {"depth": 11, "bottleneck_width": 2, "cardinality": 2, "fan_in": 1}  # same model and dataset, smaller
+    checkpoints = []
+    for run, kwargs, args in ((first, default, []), (second, small, [f"-a{k}={v}" for k, v in small.items()])):
+        result = CliRunner().invoke(app, ["train", "--epochs", "4", "-q", *args])
+        assert result.exit_code == 0, result.output
+        config = json.loads((run / "config.json").read_text())
+        assert config["model"] == "maskconnect_cifar" and config["model_kwargs"] == kwargs
+        phases = ["learn-connectivity", "fine-tune-1", "fine-tune-2", "fine-tune-3"]
+        assert [p["name"] for p in config["phases"]] == phases
+        assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
+        checkpoints.append((run / "checkpoint.pt").read_bytes())
+    assert (first / "checkpoint.pt").read_bytes() == checkpoints[0]  # the second run left the first alone
 
 
 def test_train_help_explains_the_default():

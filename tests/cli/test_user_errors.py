@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 
 import prunex.passes.pipeline as pipeline_module
 from prunex.artifacts import RunLock, atomic_directory
+from prunex.artifacts.tuning_cache import TuningCache
 from prunex.cli.app import app
-from prunex.passes.tuning import TuningCache
 from prunex.train import Trainer, load_checkpoint, save_checkpoint
+from tests.passes.helpers import bias_breaker
 from tests.train.helpers import tiny_config, trained_and_compressed_run
 
 runner = CliRunner()
@@ -91,14 +92,9 @@ def test_compress_for_a_missing_cuda_device_keeps_everything(work):
 
 
 def test_a_failed_verification_keeps_the_earlier_compressed_model(work, monkeypatch):
-    def broken(gm):
-        with torch.no_grad():
-            gm.get_submodule("fc").bias.add_(1.0)
-        return gm
-
     original = pipeline_module.default_passes
     monkeypatch.setattr(
-        pipeline_module, "default_passes", lambda options, *rest: [*original(options, *rest), ("broken", broken)]
+        pipeline_module, "default_passes", lambda options, *rest: [*original(options, *rest), bias_breaker("fc")]
     )
     before = snapshot(work)
     result = invoke("compress", work, "--force")
@@ -111,7 +107,7 @@ def test_ctrl_c_in_compress_says_nothing_was_written(work, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("prunex.passes.compress", interrupt)
+    monkeypatch.setattr("prunex.workflows.compress.compile_model", interrupt)
     before = snapshot(work)
     result = invoke("compress", work, "--force")
     assert_one_line_error(result, 130, "nothing was written")

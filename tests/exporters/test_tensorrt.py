@@ -1,93 +1,73 @@
-"""The TensorRT builder against a recording stand-in of the documented API (TensorRT 10 and 11), and the real
-thing where it exists."""
+"""The TensorRT builder against an emulation of the documented TensorRT 10 and 11 builder rules (what engine comes
+out), and the real thing where it exists."""
 
 import importlib.util
-import types
+import json
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import helper, numpy_helper
 
 from prunex.exporters.tensorrt_engine import EngineSpec, build_engine, needs_fp16_onnx
+from tests.exporters.fake_tensorrt import FakeTensorRT
 
 
-class Recorder:
-    """Records every call made on it or on the objects it returns."""
-
-    def __init__(self, log, name="trt"):
-        self._log, self._name = log, name
-
-    def __getattr__(self, attr):
-        return Recorder(self._log, f"{self._name}.{attr}")
-
-    def __call__(self, *args, **kwargs):
-        self._log.append((self._name, args))
-        if self._name.endswith("parse"):
-            return True
-        if self._name.endswith("build_serialized_network"):
-            return b"engine-bytes"
-        if self._name.endswith("serialize"):
-            return b"cache-bytes"
-        if self._name.endswith("get_input"):
-            return types.SimpleNamespace(name="input")
-        return Recorder(self._log, f"{self._name}()")
-
-    def __int__(self):
-        return 5  # the STRONGLY_TYPED enum value
-
-
-def fake_tensorrt(version):
-    log = []
-    trt = Recorder(log)
-    module = types.SimpleNamespace(
-        __version__=version,
-        Logger=trt.Logger,
-        Builder=trt.Builder,
-        OnnxParser=trt.OnnxParser,
-        NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=Recorder(log, "STRONGLY_TYPED")),
-        MemoryPoolType=types.SimpleNamespace(WORKSPACE="WORKSPACE"),
-        BuilderFlag=types.SimpleNamespace(FP16="FP16"),
+def onnx_model(path: Path, elem_type: int = onnx.TensorProto.FLOAT, batch: str | int = "batch") -> Path:
+    """A one-layer ONNX model (1×1 conv, 3 → 4 channels) with a dynamic batch dimension."""
+    w = numpy_helper.from_array(
+        np.ones((4, 3, 1, 1), dtype=np.float16 if elem_type == onnx.TensorProto.FLOAT16 else np.float32), "w"
     )
-    module.Logger.WARNING = "WARNING"
-    return module, log
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["output"])],
+        "g",
+        [helper.make_tensor_value_info("input", elem_type, [batch, 3, 32, 32])],
+        [helper.make_tensor_value_info("output", elem_type, [batch, 4, 32, 32])],
+        [w],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    return path
 
 
-def _build(tmp_path: Path, version: str, fp16: bool):
-    trt, log = fake_tensorrt(version)
-    onnx_path = tmp_path / "m.onnx"
-    onnx_path.write_bytes(b"onnx")
-    spec = EngineSpec(onnx_path, tmp_path / "m.engine", (3, 32, 32), 1, 8, 16, fp16, 1 << 30)
-    build_engine(spec, trt)
-    return spec, log
+def build(tmp_path: Path, version: str, fp16: bool, elem_type: int = onnx.TensorProto.FLOAT) -> dict:
+    """Build with the emulated TensorRT ``version``; the engine's description."""
+    spec = EngineSpec(
+        onnx_model(tmp_path / "m.onnx", elem_type), tmp_path / "m.engine", (3, 32, 32), 1, 8, 16, fp16, 1 << 30
+    )
+    assert build_engine(spec, FakeTensorRT(version)) == spec.engine_path
+    return json.loads(spec.engine_path.read_bytes())
 
 
-def _calls(log, suffix):
-    return [args for name, args in log if name.endswith(suffix)]
+def test_tensorrt10_builds_an_fp16_engine_from_an_fp32_model(tmp_path):
+    engine = build(tmp_path, "10.13.0", fp16=True)
+    assert engine["precision"] == "fp16" and not engine["strongly_typed"]
+    assert engine["profile"] == [[1, 3, 32, 32], [8, 3, 32, 32], [16, 3, 32, 32]]  # the batch range asked for
+    assert engine["workspace"] == 1 << 30
+    assert build(tmp_path, "10.13.0", fp16=False)["precision"] == "fp32"
 
 
-def test_tensorrt10_fp16_uses_the_builder_flag_on_a_weakly_typed_network(tmp_path):
-    spec, log = _build(tmp_path, "10.13.0", fp16=True)
-    assert _calls(log, "create_network") == [(0,)]
-    assert _calls(log, "set_flag") == [("FP16",)]
-    assert _calls(log, "set_shape") == [("input", (1, 3, 32, 32), (8, 3, 32, 32), (16, 3, 32, 32))]
-    assert _calls(log, "set_memory_pool_limit") == [("WORKSPACE", 1 << 30)]
-    assert spec.engine_path.read_bytes() == b"engine-bytes"
-    assert spec.timing_cache_path.read_bytes() == b"cache-bytes"  # kept for the next build
-
-
-def test_tensorrt11_builds_strongly_typed_without_precision_flags(tmp_path):
-    _, log = _build(tmp_path, "11.4.0", fp16=True)
-    assert _calls(log, "create_network") == [(1 << 5,)]
-    assert _calls(log, "set_flag") == []
-    trt11, _ = fake_tensorrt("11.4.0")
-    trt10, _ = fake_tensorrt("10.13.0")
+def test_tensorrt11_builds_fp16_strongly_typed_from_an_fp16_model(tmp_path):
+    trt11, trt10 = FakeTensorRT("11.4.0"), FakeTensorRT("10.13.0")
     assert needs_fp16_onnx(trt11, True) and not needs_fp16_onnx(trt10, True) and not needs_fp16_onnx(trt11, False)
+    engine = build(tmp_path, "11.4.0", fp16=True, elem_type=onnx.TensorProto.FLOAT16)
+    assert engine["precision"] == "fp16" and engine["strongly_typed"]  # no precision flag (11 has none) was needed
+    assert build(tmp_path, "11.4.0", fp16=False)["precision"] == "fp32"
 
 
-def test_a_second_build_reuses_the_timing_cache(tmp_path):
-    _build(tmp_path, "10.13.0", fp16=False)
-    _, log = _build(tmp_path, "10.13.0", fp16=False)
-    assert _calls(log, "create_timing_cache") == [(b"cache-bytes",)]
+def test_a_second_build_reuses_the_first_builds_timing_cache(tmp_path):
+    assert build(tmp_path, "10.13.0", fp16=False)["timing_cache_hit"] is False
+    assert (tmp_path / "m.timing-cache").exists()  # kept next to the engine
+    assert build(tmp_path, "10.13.0", fp16=False)["timing_cache_hit"] is True
+
+
+def test_an_unparsable_model_is_an_error_that_names_the_file(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(RuntimeError, match="could not parse .*bad.onnx"):
+        build_engine(EngineSpec(bad, tmp_path / "m.engine", (3, 32, 32)), FakeTensorRT("10.13.0"))
+    assert not (tmp_path / "m.engine").exists()
 
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available()

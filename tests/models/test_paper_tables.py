@@ -1,4 +1,4 @@
-"""Analytic counts against the papers' tables and DESIGN.md's exact reference counts."""
+"""Analytic counts against the papers' tables and the exact reference counts in docs/design.md."""
 
 import pytest
 from torchvision.models import ResNeXt50_32X4D_Weights, ResNeXt101_32X8D_Weights
@@ -7,7 +7,7 @@ from prunex.models import analytic_complexity
 from prunex.models.g_resnext import resnext_imagenet_complexity
 from prunex.models.paper_tables import PAPER_ROWS, compare
 
-EXACT = [  # counts of the reference implementations (DESIGN.md)
+EXACT = [  # counts of the reference implementations (docs/design.md)
     ("maskconnect_cifar", dict(depth=29, bottleneck_width=8, num_classes=100), 858_292),
     ("maskconnect_cifar", dict(depth=29, bottleneck_width=64, num_classes=100), 34_594_212),
     ("maskconnect_cifar", dict(depth=20, bottleneck_width=4, num_classes=100), 283_572),
@@ -36,11 +36,11 @@ def test_g_resnext50_has_137_gates():
         ((3, 4, 23, 3), 8, ResNeXt101_32X8D_Weights.IMAGENET1K_V1),
     ],
 )
-def test_deployed_at_32_groups_matches_torchvision_params_and_gflops(layers, width, weights):
+def test_deployed_at_32_groups_matches_torchvision_params_and_gmacs(layers, width, weights):
     cx = resnext_imagenet_complexity(layers, 32, width, num_classes=1000, dgconv=False)
     assert cx.params == weights.meta["num_params"]
     ops = weights.meta["_ops"]
-    assert round(cx.flops / 1e9, len(str(ops).split(".")[1])) == ops
+    assert round(cx.macs / 1e9, len(str(ops).split(".")[1])) == ops
 
 
 @pytest.mark.parametrize("row", [r for r in PAPER_ROWS if r.model is not None], ids=lambda r: f"{r.paper}-{r.label}")

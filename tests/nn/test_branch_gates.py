@@ -127,17 +127,18 @@ def test_ties_are_broken_by_a_fixed_priority_not_by_index():
     assert torch.equal(plain, torch.tensor([[1.0, 1, 0, 0]] * 3))  # without a priority: lowest index
 
 
-def test_projection_can_run_as_an_optimizer_hook():
-    from prunex.nn.gates import register_gate_projection
+def test_projection_after_an_optimizer_step_clips_learned_masks_into_0_1():
+    from prunex.nn.gates import project_gates_
 
     model = torch.nn.Module()
     model.gates = BranchGates(3, 3, 2)
     opt = torch.optim.SGD(model.parameters(), lr=10.0)
-    handle = register_gate_projection(opt, model)
-    model.gates.weight.grad = torch.full((3, 3), -1.0)  # one big step up: far beyond 1 before the hook
+    model.gates.weight.grad = torch.tensor([[-1.0, 1.0, 0.0]] * 3)  # one big step: far beyond 1 and below 0
     opt.step()
-    assert float(model.gates.weight.max()) == 1.0
-    handle.remove()
+    assert float(model.gates.weight.max()) > 1.0 and float(model.gates.weight.min()) < 0.0
+    before = model.gates.weight.detach().clone()
+    project_gates_(model)
+    assert torch.equal(model.gates.weight, before.clamp(0, 1))
 
 
 def _multinomial_mask(probs, k, generator):
@@ -159,8 +160,8 @@ def test_sampler_draws_what_torch_multinomial_draws_for_the_same_generator(k, se
 
 
 def test_sampling_and_projection_never_wait_for_the_device():
-    from prunex.bench.dispatch_count import DispatchCounter
     from prunex.nn.branch_gates import priority_order, project_masks_
+    from prunex.runtime.dispatch_count import DispatchCounter
 
     gates = [BranchGates(8, 8, 4, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     with DispatchCounter() as counter:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from prunex.bench.dispatch_count import DispatchCounter
 from prunex.nn import DGConv2d, GateFusion, binarize_gates, dgconv_complexity, relation_matrix
+from prunex.runtime.dispatch_count import DispatchCounter
 
 # (C_in, C_out): K from 1 to 10, C_in ≠ C_out, r_in / r_out > 1
 SHAPES = [(2, 2), (6, 12), (12, 8), (24, 40), (16, 16), (96, 32), (128, 128), (256, 512), (512, 512), (1024, 1024)]

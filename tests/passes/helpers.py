@@ -1,7 +1,11 @@
+from collections.abc import Callable
+
 import torch
-from torch import nn
+from torch import fx, nn
 
 from prunex.nn.dgconv import DGConv2d
+from prunex.passes.graph import finish
+from prunex.passes.protocol import GraphPass
 
 
 def randomise_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -23,3 +27,24 @@ def set_dgconv_gates(model: nn.Module, patterns) -> None:
     for layer, gates in zip(layers, patterns, strict=True):
         with torch.no_grad():
             layer.gate.copy_(torch.tensor([1e-8 if g else -1e-8 for g in gates]))
+
+
+class FunctionPass(GraphPass):
+    """A pass made from a function (for tests that need a pass that does something particular, e.g. breaks)."""
+
+    def __init__(self, name: str, fn: Callable[[fx.GraphModule], fx.GraphModule]) -> None:
+        self.name, self.fn = name, fn
+
+    def rewrite(self, gm: fx.GraphModule) -> fx.GraphModule:
+        return self.fn(gm)
+
+
+def bias_breaker(layer: str) -> FunctionPass:
+    """A pass named "broken" that adds 1 to ``layer``'s bias: it changes what the network computes."""
+
+    def broken(gm: fx.GraphModule) -> fx.GraphModule:
+        with torch.no_grad():
+            gm.get_submodule(layer).bias.add_(1.0)
+        return finish(gm)
+
+    return FunctionPass("broken", broken)

@@ -95,4 +95,4 @@ def test_resnext_branches_merge_into_wide_and_grouped_convs():
     assert len(convs) == 1 + 3 * 3 + 3  # stem, three convs per module, three projections (16→64, 64→128, 128→256)
     assert sorted({c.groups for c in convs}) == [1, 4]  # the 3x3 of each module is grouped C = 4
     merged = [r for r in report["passes"] if r["name"] == "merge_parallel_branches"][0]
-    assert merged["flops"] == report["passes"][0]["flops"]  # the ResNeXt equivalence: same MACs, fewer launches
+    assert merged["macs"] == report["passes"][0]["macs"]  # the ResNeXt equivalence: same MACs, fewer launches

@@ -34,7 +34,7 @@ def test_contiguous_groups_compress_back_to_torchvision(reference):
     assert {g["learned_groups"] for g in report["groups"]} == {32} and report["gathers_remaining"] == []
 
 
-def test_non_contiguous_groups_leave_no_gather_in_any_bottleneck(reference, tmp_path):
+def _non_contiguous(reference):
     model = from_torchvision_resnext(reference)
     g = torch.Generator().manual_seed(1)
     for m in model.modules():
@@ -43,6 +43,11 @@ def test_non_contiguous_groups_leave_no_gather_in_any_bottleneck(reference, tmp_
             gates[0], gates[-1] = 1, 0  # a merging bit above a separating one: never contiguous
             with torch.no_grad():
                 m.gate.copy_(torch.where(gates.bool(), 1e-8, -1e-8))
+    return model
+
+
+def test_non_contiguous_groups_leave_no_gather_in_any_bottleneck(reference):
+    model = _non_contiguous(reference)
     gm, report = compress(model, X)
     assert not any(g["contiguous"] for g in report["groups"])
     assert report["gathers_remaining"] == []
@@ -51,6 +56,11 @@ def test_non_contiguous_groups_leave_no_gather_in_any_bottleneck(reference, tmp_
     with torch.no_grad():
         ref = model.eval()(X)
         assert float((gm(X) - ref).abs().max()) <= 1e-4 * float(ref.abs().max())
+
+
+@pytest.mark.slow
+def test_non_contiguous_groups_export_to_onnx_without_a_gather_between_convolutions(reference, tmp_path):
+    gm, _ = compress(_non_contiguous(reference), X)
     path = tmp_path / "g50.onnx"
     torch.onnx.export(gm, (X,), str(path), dynamo=True)
     assert between_convolutions(onnx.load(str(path)), {"Gather", "GatherElements", "Transpose"}) == []

@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from prunex.cli.app import app
 from prunex.models import create_model
 from prunex.passes import CompressOptions, compress
-from prunex.passes.merge_branches import MergedChain, SeparateChains
-from prunex.passes.tuning import SplitConv, TuneTarget, coarsen
+from prunex.passes.conv_realisations import SplitConv, coarsen
+from prunex.passes.merge_branches import SeparateChains
+from prunex.passes.tuning import TuneTarget
 from tests.passes.helpers import randomise_batchnorm, set_dgconv_gates
 
 X = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -40,7 +41,7 @@ def timer_preferring(favourite: str, calls: list | None = None):
             if favourite == "dense":
                 return 1.0 if module.groups == 1 else 2.0 + module.groups / 100
             return 2.0 - module.groups / 100
-        if isinstance(module, MergedChain):
+        if isinstance(module, nn.Sequential):  # the merged chain
             return 1.0 if favourite != "separate" else 2.0
         assert isinstance(module, SeparateChains)
         return 1.0 if favourite == "separate" else 2.0

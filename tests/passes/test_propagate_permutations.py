@@ -13,7 +13,7 @@ from torch import nn
 from prunex.nn import DGConv2d
 from prunex.passes import propagate_permutations as pp
 from prunex.passes.graph import freeze, trace
-from prunex.passes.lower_dgconv import lower_dgconv
+from prunex.passes.lower_dgconv import LowerDGConv
 
 C = 8  # 2^3: every DGConv has three gates
 
@@ -101,9 +101,9 @@ STEP = st.one_of(
 
 
 def compile_program(model: nn.Module, shape=(C, 6, 6)):
-    gm = lower_dgconv(trace(freeze(model).double()))
+    gm = LowerDGConv()(trace(freeze(model).double())).graph_module
     lowered = len(pp.remaining_gathers(gm))
-    return pp.propagate_permutations(gm, example_shape=shape), lowered
+    return pp.PropagatePermutations(shape)(gm).graph_module, lowered
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -252,7 +252,7 @@ def _brute_force_minimum(gm_lowered) -> int:
 )
 def test_the_pass_leaves_the_brute_force_minimum(steps, head, stem):
     model = Program(steps, head, stem).double().eval()
-    lowered = lower_dgconv(trace(freeze(model).double()))
+    lowered = LowerDGConv()(trace(freeze(model).double())).graph_module
     if not pp.remaining_gathers(lowered):
         return
     import copy
@@ -262,7 +262,7 @@ def test_the_pass_leaves_the_brute_force_minimum(steps, head, stem):
     probe = copy.deepcopy(lowered)
     ShapeProp(probe).propagate(torch.zeros(2, C, 6, 6, dtype=torch.float64))
     minimum = _brute_force_minimum(probe)
-    gm = pp.propagate_permutations(lowered, example_shape=(C, 6, 6))
+    gm = pp.PropagatePermutations((C, 6, 6))(lowered).graph_module
     assert len(pp.remaining_gathers(gm)) == minimum
 
 

@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import fx, nn
 
+from prunex.artifacts.compressed_model import SerializationError, load_compressed, save_compressed
 from prunex.nn.dgconv import DGConv2d
 from prunex.passes import PassRunner, PassVerificationError, compress
 from prunex.passes.graph import finish, freeze, trace
-from prunex.passes.serialization import SerializationError, load_compressed, save_compressed
-from tests.passes.helpers import set_dgconv_gates
+from tests.passes.helpers import FunctionPass, set_dgconv_gates
 
 
 def small_net():
@@ -29,7 +29,7 @@ def test_a_pass_that_breaks_equivalence_stops_the_pipeline_and_names_itself_and_
     gm = trace(freeze(small_net()))
     runner = PassRunner(torch.randn(16, 3, 4, 4))
     with pytest.raises(PassVerificationError, match="'broken'.*first diverging layer: 4") as err:
-        runner.run(gm, [("noop", finish), ("broken", perturb_second_conv)])
+        runner.run(gm, [FunctionPass("noop", finish), FunctionPass("broken", perturb_second_conv)])
     assert err.value.report["failed_pass"] == "broken"
     assert err.value.report["first_diverging_layer"] == "4"
     assert [p["name"] for p in err.value.report["passes"]] == ["frozen", "noop", "broken"]

@@ -28,8 +28,8 @@ def trained_and_compressed_run(run):
 
     import torch
 
+    from prunex.artifacts.compressed_model import save_compressed
     from prunex.passes import compress
-    from prunex.passes.serialization import save_compressed
     from prunex.train import model_from_checkpoint, train
 
     train(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True)

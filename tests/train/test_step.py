@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from prunex.bench.dispatch_count import DispatchCounter
 from prunex.models import create_model
+from prunex.runtime.dispatch_count import DispatchCounter
 from prunex.train.step import TrainStep, param_groups, sgd
 
 FAMILIES = [

@@ -1,4 +1,5 @@
-"""Checkpoints: architecture spec + state dict + training state, written atomically, read without unpickling code.
+"""The checkpoint format: architecture spec + state dict + training state, written atomically, read without
+unpickling code.
 
 A checkpoint is a dict ``{"format": "prunex.checkpoint", "version", "spec": {"name", "kwargs"}, "state_dict",
 "dataset", "config", "train_state", "metrics"}`` saved with ``torch.save`` and read with
@@ -13,12 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from prunex.artifacts.errors import InputError
-from prunex.models import create_model
-from prunex.models.registry import UnknownModelError
-from prunex.nn.branch_gates import BranchGates
 
 FORMAT, VERSION = "prunex.checkpoint", 1
 
@@ -80,39 +77,3 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def _first_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-
-
-def match_gate_state(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-    """Freeze the MaskConnect gates whose connectivity the state dict holds as a fixed mask (dropping the tie-break
-    priority such a state dict may still carry: a frozen mask no longer uses it)."""
-    for name, module in model.named_modules():
-        if isinstance(module, BranchGates) and f"{name}.mask" in state_dict:
-            if module.weight is not None:
-                module.freeze()
-            state_dict.pop(f"{name}.priority", None)
-
-
-def build_model(spec: dict[str, Any], state_dict: dict[str, torch.Tensor] | None = None) -> nn.Module:
-    """Rebuild a model from its spec and, if given, load the state dict (strictly)."""
-    try:
-        model = create_model(spec["name"], **spec.get("kwargs", {}))
-    except UnknownModelError as err:
-        raise CheckpointError(f"checkpoint names a model this prunex does not know: {err}") from None
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"cannot build {spec['name']} from the checkpoint's arguments: {err}") from None
-    if state_dict is not None:
-        match_gate_state(model, state_dict)
-        try:
-            model.load_state_dict(state_dict, strict=True)
-        except RuntimeError as err:
-            lines = [ln.strip() for ln in str(err).splitlines()[1:4] if ln.strip()]
-            raise CheckpointError(
-                f"the checkpoint's weights do not fit {spec['name']}({spec.get('kwargs', {})}): {' '.join(lines)[:400]}"
-            ) from None
-    return model
-
-
-def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode, checkpoint dict)."""
-    ckpt = load_checkpoint(path)
-    return build_model(ckpt["spec"], ckpt["state_dict"]).eval(), ckpt

@@ -1,0 +1,69 @@
+"""How the commands show their results (tables and lines on the console); shared by the command modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def print_report(console: Console, report: dict[str, Any]) -> None:
+    table = Table(
+        title="passes, each verified against the graph before it (rel |Δ| = max |Δ| / max |output|)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("pass", no_wrap=True)
+    for col in ("rel |Δ|", "top-1", "params", "MMACs", "layers"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in report["passes"]:
+        layers = len(r["added"]) + len(r["removed"]) + len(r["changed"])
+        table.add_row(
+            r["name"],
+            f"{r['max_rel_err']:.1e}",
+            f"{100 * r['top1_agreement']:.0f}%",
+            f"{r['params']:,}",
+            f"{r['macs'] / 1e6:,.2f}",
+            str(layers),
+        )
+    console.print(table)
+    t = report["totals"]
+    console.print(
+        f"params {t['params_before']:,} → {t['params_after']:,} ({t['params_after'] / t['params_before']:.1%}), "
+        f"MACs {t['macs_before']:,} → {t['macs_after']:,} ({t['macs_after'] / max(t['macs_before'], 1):.1%}); "
+        f"compressed vs frozen: max |Δ| {t['end_to_end_max_abs_err']:.1e}, "
+        f"top-1 agreement {100 * t['end_to_end_top1_agreement']:.1f}%"
+    )
+    if report["blocks_removed"]:
+        removed = "; ".join(f"{k}: {v}" for k, v in report["blocks_removed"].items())
+        console.print(f"blocks removed: {removed}")
+    if report["groups"]:
+        groups = ", ".join(str(g["learned_groups"]) for g in report["groups"])
+        console.print(f"DGConv groups (dense before): {groups}")
+    if report.get("lowering"):
+        t = report["options"]["target"]
+        console.print(f"latency-aware lowering for {t['device']} {t['backend']} {t['dtype']} batch {t['batch']}:")
+        for d in report["lowering"]:
+            times = ", ".join(f"{k} {v:.3f}" for k, v in sorted(d["times_ms"].items(), key=lambda kv: kv[1]))
+            source = "cached" if d["from_cache"] else "measured"
+            console.print(f"  {d['layer']} ({d['learned']}): [bold]{d['chosen']}[/bold]  ({source} ms: {times})")
+    for kept in report["gathers_remaining"]:
+        console.print(
+            f"[yellow]channel gather kept:[/yellow] {kept['gather']} (no single order serves {kept['forced_by']})"
+        )
+
+
+def print_bench(console: Console, result: dict[str, Any], warnings: list[str]) -> None:
+    from prunex.bench.report import results_tables, unstable_rows
+
+    for table in results_tables(result):
+        console.print(table)
+    for line in unstable_rows(result):
+        console.print(f"[yellow]warning: coefficient of variation above 2.5 %: {escape(line)}[/yellow]")
+    for name, reason in sorted({(r["backend"], r["reason"]) for r in result["results"] if r["status"] != "ok"}):
+        console.print(f"[dim]{name} not measured: {escape(reason)}[/dim]")
+    for warning in warnings:
+        console.print(f"[yellow]{escape(warning)}[/yellow]")

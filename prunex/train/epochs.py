@@ -1,0 +1,98 @@
+"""One training epoch and one evaluation: running sums kept on the device, read back once at the end.
+
+Loss and accuracy accumulate as device tensors (no host–device sync per step); the progress bar reads them back at
+most every :data:`PROGRESS_REFRESH_S` seconds; the epoch's totals are summed over processes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from prunex.train import distributed as dist_utils
+from prunex.train.config import Phase
+from prunex.train.distributed import DistContext
+from prunex.train.schedule import lr_factor
+from prunex.train.step import TrainStep, autocast_dtype
+
+PROGRESS_REFRESH_S = 0.5  # the running loss / accuracy on the progress bar is read back from the device this often
+
+StepCallback = Callable[[], None]  # after each step
+RunningCallback = Callable[[float, float], None]  # running mean loss and accuracy, when read back
+
+
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    """Every group's learning rate = its base rate × ``factor``."""
+    for g in optimizer.param_groups:
+        g["lr"] = g["base_lr"] * factor
+
+
+@dataclass
+class EpochRunner:
+    """How batches reach the model on this process: device, memory format, mixed precision."""
+
+    model: nn.Module
+    ctx: DistContext
+    channels_last: bool
+    use_amp: bool
+
+    def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = x.to(self.ctx.device, non_blocking=True), y.to(self.ctx.device, non_blocking=True)
+        return (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), y
+
+    def train_epoch(
+        self,
+        step_fn: TrainStep,
+        batches: Iterable,
+        optimizer: torch.optim.Optimizer,
+        phase: Phase,
+        epoch_in_phase: int,
+        on_step: StepCallback | None = None,
+        on_running: RunningCallback | None = None,
+    ) -> tuple[float, float]:
+        """Mean training loss and accuracy over the epoch (all processes), the learning rate following the phase's
+        schedule step by step. ``on_running`` gets the running means (read back from the device) at most every
+        :data:`PROGRESS_REFRESH_S` seconds and after the last step; without it nothing is read back until the end."""
+        self.model.train()
+        dev, steps = self.ctx.device, len(batches)
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        count, shown = 0, time.perf_counter()
+        for step, (x, y) in enumerate(batches):
+            set_lr(optimizer, lr_factor(phase, epoch_in_phase, step, steps))
+            x, y = self._to_device(x, y)
+            loss, logits = step_fn(x, y, optimizer, learn_gates=phase.gate_lr > 0)
+            loss_sum += loss.detach() * y.numel()
+            correct += (logits.detach().argmax(1) == y).sum()
+            count += y.numel()
+            if on_running is not None and (step + 1 == steps or time.perf_counter() - shown > PROGRESS_REFRESH_S):
+                on_running(float(loss_sum) / count, float(correct) / count)
+                shown = time.perf_counter()
+            if on_step is not None:
+                on_step()
+        return self._mean(float(loss_sum), float(correct), count)
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable) -> tuple[float, float]:
+        """Mean test loss and accuracy (all processes; autocast as in training)."""
+        self.model.eval()
+        dev = self.ctx.device
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        count = 0
+        for x, y in batches:
+            x, y = self._to_device(x, y)
+            with torch.autocast(dev.type, dtype=autocast_dtype(dev), enabled=self.use_amp):
+                logits = self.model(x)
+            loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+            count += y.numel()
+        return self._mean(float(loss_sum), float(correct), count)
+
+    def _mean(self, loss_sum: float, correct: float, count: int) -> tuple[float, float]:
+        loss_total, correct_total, count_total = dist_utils.all_reduce_sum(self.ctx, [loss_sum, correct, count])
+        return loss_total / max(count_total, 1), correct_total / max(count_total, 1)

@@ -1,0 +1,39 @@
+"""The batches one process trains and evaluates on: its shard of the data, drawn on the device where it can be."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from prunex.data import LoadedData, default_workers
+from prunex.data.tensor_images import DeviceBatches, TensorImages
+from prunex.train.config import TrainConfig
+from prunex.train.distributed import DistContext
+
+
+@dataclass
+class Loaders:
+    train: Iterable
+    test: Iterable
+    sampler: DistributedSampler  # its epoch is set before each training epoch (the shuffle's seed)
+
+
+def make_loaders(data: LoadedData, config: TrainConfig, ctx: DistContext, channels_last: bool) -> Loaders:
+    """In-memory datasets are drawn and augmented on the device (:class:`DeviceBatches`); others go through a
+    DataLoader with worker processes and pinned memory. Test batches are at least 256."""
+    sampler = DistributedSampler(data.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed)
+    drop_last = len(data.train) // ctx.world_size > config.batch_size
+    shard = list(range(ctx.rank, len(data.test), ctx.world_size))
+    test_batch = max(config.batch_size, 256)
+    if isinstance(data.train, TensorImages) and isinstance(data.test, TensorImages):
+        cl, dev = channels_last, ctx.device
+        train = DeviceBatches(data.train, config.batch_size, dev, sampler, drop_last, channels_last=cl)
+        test = DeviceBatches(data.test, test_batch, dev, shard, augment=False, channels_last=cl)
+        return Loaders(train, test, sampler)
+    workers = default_workers() if config.workers is None else config.workers
+    options = dict(num_workers=workers, pin_memory=ctx.device.type == "cuda", persistent_workers=workers > 0)
+    train = DataLoader(data.train, batch_size=config.batch_size, sampler=sampler, drop_last=drop_last, **options)
+    test = DataLoader(Subset(data.test, shard), batch_size=test_batch, **options)
+    return Loaders(train, test, sampler)

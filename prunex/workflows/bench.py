@@ -1,0 +1,102 @@
+"""``prunex bench`` as a function: time gated and compressed models on every backend, write ``bench.json``.
+
+job = prepare_bench(["runs/r"], device="cpu", batches=[1, 32])   # options and output checked, models loaded
+result = job.run(on_row=print)                                    # measures, writes OUT atomically
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prunex.artifacts import atomic_directory, check_replaceable
+from prunex.artifacts import layout as files
+from prunex.artifacts.errors import InputError
+from prunex.bench.backends import BACKENDS
+from prunex.bench.report import plot_latency
+from prunex.bench.run import DTYPES, BenchModel, BenchSettings, run_grid
+from prunex.exporters.sources import load_pair
+from prunex.inspection import draw_pictures
+
+
+@dataclass
+class BenchResult:
+    out: Path
+    result: dict[str, Any]  # what bench.json holds
+    plot: Path | None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BenchJob:
+    sources: list[Path]
+    models: list[BenchModel]
+    settings: BenchSettings
+    out: Path
+    plots: bool
+
+    def run(self, on_row: Callable[[dict[str, Any]], None] | None = None) -> BenchResult:
+        warnings: list[str] = []
+        with atomic_directory(self.out, replace=True) as tmp:
+            result = run_grid(self.models, self.settings, on_row=on_row)
+            (tmp / files.BENCH_JSON).write_text(json.dumps(result, indent=2) + "\n")
+            plot = plot_latency(result, tmp / files.BENCH_PLOT) if self.plots else None
+            if self.plots:
+                for i, source in enumerate(self.sources):
+                    gated = [m for m in self.models if m.group == str(source) and m.kind == "gated"]
+                    if gated:
+                        _, missing = draw_pictures(
+                            gated[0].module, tmp / f"learned-{i}-{source.name}", None, ("svg", "png")
+                        )
+                        if missing and f"no pictures: {missing}" not in warnings:
+                            warnings.append(f"no pictures: {missing}")
+        return BenchResult(self.out, result, self.out / plot.name if plot else None, warnings)
+
+
+def _ours(name: str) -> bool:
+    return name in (files.BENCH_JSON, files.BENCH_PLOT) or name.startswith("learned-")
+
+
+def prepare_bench(
+    sources: Sequence[str | Path],
+    *,
+    device: str = "auto",
+    backends: Sequence[str] | None = None,
+    dtypes: Sequence[str] = ("fp32",),
+    batches: Sequence[int] = (1, 32),
+    channels_last: bool | None = None,
+    warmup: int = 10,
+    iters: int = 50,
+    min_seconds: float = 0.0,
+    out: str | Path = "bench",
+    plots: bool = True,
+) -> BenchJob:
+    """Check every option and the output directory before any work, then load each source's models (a run
+    directory brings its gated model and every compressed one; a compressed directory itself)."""
+    from prunex.train.distributed import pick_device
+
+    dev = pick_device(device)
+    backends = list(BACKENDS) if backends is None else list(backends)
+    unknown = [b for b in backends if b not in BACKENDS] + [d for d in dtypes if d not in DTYPES]
+    if unknown:
+        raise InputError(f"unknown backend / dtype: {', '.join(unknown)}")
+    if not backends:
+        raise InputError("--backend names no backend")
+    if not batches or min(batches) < 1:
+        raise InputError(f"--batch takes batch sizes of at least 1, got {list(batches)}")
+    if warmup < 0 or iters < 1 or min_seconds < 0:
+        raise InputError(f"need warmup >= 0, iters >= 1, min_seconds >= 0; got {warmup}, {iters}, {min_seconds}")
+    out = Path(out)
+    check_replaceable(out, _ours, "prunex bench")
+    sources = [Path(s) for s in sources]
+    models = [
+        BenchModel(loaded.name, loaded.label, str(source), loaded.module, loaded.input_shape)
+        for source in sources
+        for loaded in load_pair(source)  # one source = one group: its gated and compressed models
+    ]
+    cl = dev.type == "cuda" if channels_last is None else channels_last
+    settings = BenchSettings(dev, backends, list(dtypes), list(batches), cl, warmup, iters, min_seconds)
+    return BenchJob(sources, models, settings, out, plots)
