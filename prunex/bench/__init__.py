@@ -2,7 +2,7 @@
 environment capture, and reports."""
 
 from prunex.bench.backends import BACKENDS
-from prunex.bench.run import BenchModel, BenchSettings, run_grid, speedups
+from prunex.bench.run import BenchModel, BenchSettings, run_grid, speedups, versus_reference
 from prunex.runtime.cases import BackendUnavailable
 from prunex.runtime.timing import LatencyStats, summarise, time_callable
 
@@ -16,4 +16,5 @@ __all__ = [
     "speedups",
     "summarise",
     "time_callable",
+    "versus_reference",
 ]

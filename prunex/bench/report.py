@@ -10,38 +10,54 @@ from rich.table import Table
 
 
 def results_tables(result: dict[str, Any]) -> list[Table]:
-    """One table per model group (a run's gated and compressed models side by side); unmeasured cases are left out
-    (the caller lists each unavailable backend once, with its reason)."""
-    speed = {(s["group"], s["kind"], s["backend"], s["dtype"], s["batch"]): s["speedup"] for s in result["speedups"]}
+    """One table per model group (a run's gated and compressed models and their reference side by side);
+    unmeasured cases are left out (the caller lists each unavailable backend once, with its reason)."""
+    key = ("group", "kind", "backend", "dtype", "batch")
+    speed = {tuple(s[k] for k in key): s["speedup"] for s in result["speedups"]}
+    versus = {tuple(s[k] for k in key): s["speedup"] for s in result.get("vs_reference", [])}
     device = result["environment"].get("gpu") or result["environment"]["cpu"]
     tables = []
     for group in dict.fromkeys(r["group"] for r in result["results"]):
         rows = [r for r in result["results"] if r["group"] == group and r["status"] == "ok"]
         if not rows:
             continue
+        reference = next((r["model"] for r in rows if r["kind"] == "reference"), None)
         table = Table(
-            title=f"{rows[0]['model']} ({group}) on {device}; p90/p95 and more in bench.json",
+            title=f"{rows[0]['model']} ({group}) on {device}"
+            + (f"; reference {reference}" if reference else "")
+            + "; p90/p95/p99 in bench.json",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
             collapse_padding=True,
         )
-        for col in ("model", "backend", "batch", "median ms", "p99 ms", "CoV", "img/s", "speedup"):
+        giga = max(r["tflops"] for r in rows) < 1  # a CPU: GFLOP/s reads better
+        rate = "GFLOP/s" if giga else "TFLOP/s"
+        columns = ("model", "backend", "batch", "median ms", "CoV", "img/s", rate, "% peak", "setup s")
+        for col in (*columns, "vs gated", "vs ref"):
             table.add_column(col, justify="left" if col in ("model", "backend") else "right", no_wrap=True)
         for r in rows:
-            up = speed.get((group, r["kind"], r["backend"], r["dtype"], r["batch"]))
+            k = tuple(r[c] for c in key)
             cov = f"{100 * r['cov']:.1f}%" + ("[yellow]![/yellow]" if r["cov_warning"] else "")
             table.add_row(
                 r["kind"],
                 f"{r['backend']} {r['dtype']}",
                 str(r["batch"]),
                 f"{r['median_ms']:.3f}",
-                f"{r['p99_ms']:.3f}",
                 cov,
                 f"{r['throughput']:.0f}",
-                f"{up:.2f}×" if up else "",
+                f"{r['tflops'] * (1000 if giga else 1):.1f}",
+                f"{100 * r['peak_share']:.1f}%",
+                f"{r['setup_s']:.1f}",
+                f"{speed[k]:.2f}×" if k in speed else "",
+                f"{versus[k]:.2f}×" if k in versus else "",
             )
         tables.append(table)
     return tables
+
+
+def peak_lines(result: dict[str, Any]) -> list[str]:
+    """Where each dtype's peak comes from, one line each."""
+    return [f"peak {name}: {p['tflops']:.3g} TFLOP/s ({p['source']})" for name, p in result.get("peaks", {}).items()]
 
 
 def unstable_rows(result: dict[str, Any]) -> list[str]:
@@ -76,7 +92,7 @@ def plot_latency(result: dict[str, Any], path: Path) -> Path | None:
         points.sort()
         how = label.split("] ", 1)[1]  # backend and dtype: the same colour for gated (dashed) and compressed
         colour = colours.setdefault(how, palette[len(colours) % len(palette)])
-        style = "--" if "[gated]" in label else ":" if "tuned" in label else "-"
+        style = "--" if "[gated]" in label else "-." if "[reference]" in label else ":" if "tuned" in label else "-"
         ax.plot([p[0] for p in points], [p[1] for p in points], style, color=colour, marker="o", label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")

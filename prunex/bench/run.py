@@ -1,7 +1,9 @@
-"""Run a benchmark grid (models × backends × dtypes × batch sizes) in one process and collect comparable rows."""
+"""Run a benchmark grid (models × backends × dtypes × batch sizes) in one process and collect comparable rows:
+latency, set-up time (compilation, export, engine build), and achieved TFLOP/s against the device's peak."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,8 +12,17 @@ import torch
 from torch import nn
 
 from prunex.bench.backends import ExportCache, prepare_onnxruntime, prepare_tensorrt, unavailable_reason
-from prunex.runtime.cases import BackendUnavailable, Case, prepare_compile, prepare_cuda_graphs, prepare_eager
+from prunex.runtime.cases import (
+    BackendUnavailable,
+    Case,
+    CompileMode,
+    prepare_compile,
+    prepare_cuda_graphs,
+    prepare_eager,
+)
 from prunex.runtime.environment import environment
+from prunex.runtime.flop_count import forward_flops
+from prunex.runtime.roofline import Peak, achieved_tflops, device_peak, raised_to
 from prunex.runtime.timing import summarise, time_callable
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
@@ -20,7 +31,7 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 @dataclass
 class BenchModel:
     name: str  # e.g. "maskconnect_cifar"
-    kind: str  # "gated" (frozen, dense-masked, as shipped without prunex) or a compressed directory's name
+    kind: str  # "gated" (frozen, dense-masked, as shipped without prunex), "reference", or a compressed directory
     group: str  # models of one run share a group; speed-ups compare gated and compressed within it
     module: nn.Module
     input_shape: tuple[int, int, int]
@@ -36,25 +47,32 @@ class BenchSettings:
     warmup: int = 10
     iters: int = 50
     min_seconds: float = 0.0
+    compile_mode: CompileMode = CompileMode.DEPLOY
 
 
-def _prepare(backend: str, case: Case, exports: ExportCache, max_batch: int) -> Callable[[], object]:
+REFERENCE = "reference"  # the kind of a reference row (the network users would deploy instead)
+
+
+def _prepare(backend: str, case: Case, exports: ExportCache, settings: BenchSettings) -> Callable[[], object]:
     if backend == "eager":
         return prepare_eager(case)
     if backend == "cuda-graphs":
         return prepare_cuda_graphs(case)
     if backend == "compile":
-        return prepare_compile(case)
+        return prepare_compile(case, settings.compile_mode)
     if backend == "onnxruntime":
         return prepare_onnxruntime(case, exports)
-    return prepare_tensorrt(case, exports, max_batch)
+    return prepare_tensorrt(case, exports, max(settings.batches))
 
 
 def run_grid(
     models: list[BenchModel], settings: BenchSettings, on_row: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
+    peaks = {name: device_peak(settings.device, DTYPES[name]) for name in settings.dtypes}
+    flops = {id(m): forward_flops(m.module, m.input_shape) for m in models}
     with ExportCache() as exports:
-        rows = _measure(models, settings, exports, on_row)
+        rows = _measure(models, settings, exports, flops, on_row)
+    peaks = add_roofline(rows, peaks)
     return {
         "environment": environment(settings.device),
         "settings": {
@@ -66,13 +84,30 @@ def run_grid(
             "warmup": settings.warmup,
             "iters": settings.iters,
             "min_seconds": settings.min_seconds,
+            "compile_mode": settings.compile_mode.value,
         },
+        "peaks": {name: peak.as_dict() for name, peak in peaks.items()},
         "results": rows,
         "speedups": speedups(rows),
+        "vs_reference": versus_reference(rows),
     }
 
 
-def _measure(models, settings: BenchSettings, exports: ExportCache, on_row) -> list[dict[str, Any]]:
+def add_roofline(rows: list[dict[str, Any]], peaks: dict[str, Peak]) -> dict[str, Peak]:
+    """Give every measured row its share of the peak for its dtype (a measured peak first raised to the best rate
+    achieved, so no share exceeds 1); the peaks used come back."""
+    used = {}
+    for name, peak in peaks.items():
+        best = max((r["tflops"] for r in rows if r["status"] == "ok" and r["dtype"] == name), default=0.0)
+        used[name] = raised_to(peak, best)
+    for r in rows:
+        if r["status"] == "ok":
+            r["peak_tflops"] = used[r["dtype"]].tflops
+            r["peak_share"] = r["tflops"] / used[r["dtype"]].tflops
+    return used
+
+
+def _measure(models, settings: BenchSettings, exports: ExportCache, flops, on_row) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for model in models:
         for backend in settings.backends:
@@ -93,7 +128,9 @@ def _measure(models, settings: BenchSettings, exports: ExportCache, on_row) -> l
                             model.module, model.input_shape, batch, dtype, settings.device, settings.channels_last
                         )
                         try:
-                            run = _prepare(backend, case, exports, max(settings.batches))
+                            tic = time.perf_counter()
+                            run = _prepare(backend, case, exports, settings)
+                            setup_s = time.perf_counter() - tic
                             samples = time_callable(
                                 run,
                                 cuda=case.cuda,
@@ -101,7 +138,12 @@ def _measure(models, settings: BenchSettings, exports: ExportCache, on_row) -> l
                                 iters=settings.iters,
                                 min_seconds=settings.min_seconds,
                             )
-                            row.update(status="ok", **summarise(samples, batch).as_dict())
+                            stats = summarise(samples, batch)
+                            row.update(status="ok", setup_s=setup_s, **stats.as_dict())
+                            row.update(
+                                flops=flops[id(model)],
+                                tflops=achieved_tflops(flops[id(model)], batch, stats.median_ms),
+                            )
                         except BackendUnavailable as err:
                             reason = str(err)
                         except (torch.OutOfMemoryError, MemoryError) as err:
@@ -124,24 +166,43 @@ def _out_of_memory(err: BaseException, batch: int, device: torch.device) -> str:
     return f"out of memory at batch {batch} ({str(err).splitlines()[0][:120]})"
 
 
+CASE_KEYS = ("group", "kind", "backend", "dtype", "batch")
+
+
+def _paired(rows: list[dict[str, Any]], base_kind: str, skip: tuple[str, ...]):
+    """(case fields, row, base row) for every measured row not of a ``skip`` kind whose group has a ``base_kind``
+    row measured with the same backend, dtype and batch."""
+    index = {tuple(r[k] for k in CASE_KEYS): r for r in rows if r["status"] == "ok"}
+    for (group, kind, backend, dtype, batch), row in index.items():
+        base = index.get((group, base_kind, backend, dtype, batch))
+        if kind not in skip and base is not None:
+            yield {"group": group, "kind": kind, "backend": backend, "dtype": dtype, "batch": batch}, row, base
+
+
 def speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """gated median / compressed median for every compressed kind and (group, backend, dtype, batch) measured for
     both."""
-    index = {(r["group"], r["kind"], r["backend"], r["dtype"], r["batch"]): r for r in rows if r["status"] == "ok"}
-    out = []
-    for (group, kind, backend, dtype, batch), row in index.items():
-        base = index.get((group, "gated", backend, dtype, batch))
-        if kind != "gated" and base is not None:
-            out.append(
-                {
-                    "group": group,
-                    "kind": kind,
-                    "backend": backend,
-                    "dtype": dtype,
-                    "batch": batch,
-                    "gated_median_ms": base["median_ms"],
-                    "compressed_median_ms": row["median_ms"],
-                    "speedup": base["median_ms"] / row["median_ms"],
-                }
-            )
-    return out
+    return [
+        {
+            **case,
+            "gated_median_ms": base["median_ms"],
+            "compressed_median_ms": row["median_ms"],
+            "speedup": base["median_ms"] / row["median_ms"],
+        }
+        for case, row, base in _paired(rows, "gated", ("gated", REFERENCE))
+    ]
+
+
+def versus_reference(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """reference median / model median for every gated or compressed row whose group has a reference row measured
+    with the same backend, dtype and batch (above 1: faster than what users would deploy instead)."""
+    return [
+        {
+            **case,
+            "reference": ref["model"],
+            "reference_median_ms": ref["median_ms"],
+            "median_ms": row["median_ms"],
+            "speedup": ref["median_ms"] / row["median_ms"],
+        }
+        for case, row, ref in _paired(rows, REFERENCE, (REFERENCE,))
+    ]

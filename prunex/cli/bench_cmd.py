@@ -7,11 +7,11 @@ from pathlib import Path
 import torch
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from prunex.cli.errors import handle_errors
 from prunex.cli.parsing import comma_ints, comma_list
-from prunex.cli.views import print_bench
+from prunex.cli.views import print_bench, print_bench_row
+from prunex.runtime.cases import CompileMode
 
 
 def bench(
@@ -43,6 +43,19 @@ def bench(
         "-o",
         help="Directory for bench.json and bench.png; replaced only when the whole benchmark has run.",
     ),
+    reference: str = typer.Option(
+        "auto",
+        "--reference",
+        help="What users would deploy instead, timed alongside with the same settings: auto (the family's: "
+        "torchvision ResNeXt for G-ResNeXt-50/101, the plain zoo network of the same depth for CIFAR families), "
+        "none, a registered model, or torchvision:NAME (random weights).",
+    ),
+    compile_mode: CompileMode = typer.Option(
+        CompileMode.DEPLOY,
+        "--compile-mode",
+        help="The compile backend: deploy (inductor freezing + CUDA graphs), max-autotune (deploy with autotuned "
+        "kernels; slow to compile), default (torch.compile's defaults).",
+    ),
     plots: bool = typer.Option(
         True,
         "--plots/--no-plots",
@@ -50,12 +63,12 @@ def bench(
         "the pictures of what it learned (as `prunex inspect`); needs matplotlib.",
     ),
 ) -> None:
-    """Time each model on each backend after a warm-up: min / mean / median / p90 / p95 / p99 and throughput.
+    """Time each model on each backend after a warm-up: median / p90 / p95 / p99, throughput, set-up time.
 
-    A run directory brings both its gated model (frozen masks and gates applied to the dense weights, as it would
-    ship without prunex) and its compressed model, so the speed-up is measured in the same process. Writes
-    bench.json (results, environment, speed-ups) and bench.png; warns when a measurement's coefficient of
-    variation exceeds 2.5 %.
+    A run directory brings its gated model (as it would ship without prunex), its compressed ones and a reference,
+    all measured in one process. Each row's TFLOP/s (2 × MACs × batch / median) is shown as a share of the peak (a
+    data sheet for known GPUs, else a matmul measured first). Writes bench.json and bench.png; warns when a
+    coefficient of variation exceeds 2.5 %.
     """
     from prunex.workflows.bench import prepare_bench
 
@@ -73,17 +86,11 @@ def bench(
             min_seconds=min_seconds,
             out=out,
             plots=plots,
+            reference=reference,
+            compile_mode=compile_mode,
         )
-        device_name = job.settings.device
-        console.print(
-            f"benchmarking {len(job.models)} model(s) on {device_name} with {torch.get_num_threads()} threads"
-        )
-
-        def show(row) -> None:
-            if row["status"] == "ok":
-                line = f"{row['model']} [{row['kind']}] {row['backend']} {row['dtype']} batch {row['batch']}"
-                console.print(f"  {escape(line)}: median {row['median_ms']:.3f} ms")
-
-        done = job.run(on_row=show)
+        threads = torch.get_num_threads()
+        console.print(f"benchmarking {len(job.models)} model(s) on {job.settings.device} with {threads} threads")
+        done = job.run(on_row=lambda row: print_bench_row(console, row))
         print_bench(console, done.result, done.warnings)
         console.print(f"wrote {done.out / 'bench.json'}" + (f" and {done.plot}" if done.plot else ""))

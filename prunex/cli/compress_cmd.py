@@ -35,7 +35,9 @@ def compress(
     target_device: str = typer.Option("cpu", "--target-device", help="Device to tune for: cpu or cuda[:N]."),
     target_batch: int = typer.Option(1, "--target-batch", min=1, help="Batch size to tune for."),
     target_dtype: str = typer.Option("fp32", "--target-dtype", help="fp32 or fp16 (fp16 needs CUDA)."),
-    target_backend: str = typer.Option("eager", "--target-backend", help="eager or cuda-graphs."),
+    target_backend: str = typer.Option(
+        "eager", "--target-backend", help="eager, cuda-graphs, or compile (as prunex bench deploys it)."
+    ),
     channels_last: bool = typer.Option(False, "--channels-last", help="Tune for NHWC inputs."),
     plots: bool = typer.Option(False, "--plots", help="Also draw what was learned (as `prunex inspect`) into --out."),
     tuning_cache: Path = typer.Option(

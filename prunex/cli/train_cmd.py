@@ -49,8 +49,8 @@ def train(
         None,
         "--resume",
         help="Continue a run from its directory or checkpoint exactly where its last complete epoch ended, with "
-        "the run's own settings (only --device, --workers, --compile, --channels-last, --out and --quiet may "
-        "be given). Refuses to overwrite work newer than the checkpoint.",
+        "the run's own settings (only --device, --workers, --compile, --channels-last, --branch-parallel, --out "
+        "and --quiet may be given). Refuses to overwrite work newer than the checkpoint.",
     ),
     device: str = typer.Option(None, "--device", help="auto (default), cpu, cuda or cuda:N."),
     amp: bool = typer.Option(
@@ -60,10 +60,7 @@ def train(
         None, "--channels-last/--no-channels-last", help="Channels-last tensors (default: on CUDA)."
     ),
     compile: bool = typer.Option(
-        False,
-        "--compile",
-        help="Run the training step's model through torch.compile (slower start, faster steps on a GPU; "
-        "checkpoints, resume and metrics are the same).",
+        False, "--compile", help="torch.compile the training step's model (slower start, faster GPU steps)."
     ),
     workers: int = typer.Option(
         None,
@@ -72,15 +69,20 @@ def train(
         help="Loader processes for datasets read from disk (default: one per core, at most 8). In-memory datasets "
         "(digits, CIFAR, synthetic) are drawn and augmented on the training device and use none.",
     ),
+    branch_parallel: int = typer.Option(
+        None,
+        "--branch-parallel",
+        min=1,
+        help="Under torchrun: ranks that split every Multi-ResNet block's k "
+        "residual functions (N divides k and the process count; data parallel across groups).",
+    ),
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
 ) -> None:
     """Train a gated model; write checkpoint.pt (every epoch), metrics.jsonl and config.json to its run directory.
 
-    With no arguments: MaskConnect {20,4,8} (fan-in 4) on the embedded digits dataset in four phases.
-
-    Under torchrun it trains with DistributedDataParallel (gloo on CPU, NCCL on GPU).
-    """
+    No arguments: MaskConnect {20,4,8} (fan-in 4) on the embedded digits in four phases. Under torchrun: DDP
+    (gloo on CPU, NCCL on GPU), or branch × data parallel."""
     from prunex.train import TrainConfig
     from prunex.workflows import prepare_train
 

@@ -56,11 +56,19 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         )
 
 
+def print_bench_row(console: Console, row: dict[str, Any]) -> None:
+    if row["status"] == "ok":
+        line = f"{row['model']} [{row['kind']}] {row['backend']} {row['dtype']} batch {row['batch']}"
+        console.print(f"  {escape(line)}: median {row['median_ms']:.3f} ms (set-up {row['setup_s']:.1f} s)")
+
+
 def print_bench(console: Console, result: dict[str, Any], warnings: list[str]) -> None:
-    from prunex.bench.report import results_tables, unstable_rows
+    from prunex.bench.report import peak_lines, results_tables, unstable_rows
 
     for table in results_tables(result):
         console.print(table)
+    for line in peak_lines(result):
+        console.print(f"[dim]{escape(line)}[/dim]")
     for line in unstable_rows(result):
         console.print(f"[yellow]warning: coefficient of variation above 2.5 %: {escape(line)}[/yellow]")
     for name, reason in sorted({(r["backend"], r["reason"]) for r in result["results"] if r["status"] != "ok"}):

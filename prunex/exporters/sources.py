@@ -21,6 +21,7 @@ class LoadedModel:
     path: Path
     dataset: dict[str, Any] | None
     name: str  # registered model name
+    spec: dict[str, Any]  # {"name", "kwargs"}: how the (gated) model was built
 
 
 def _shape(dataset: dict[str, Any] | None, fallback: list | None) -> tuple[int, int, int]:
@@ -38,6 +39,7 @@ def load_compressed_model(directory: Path, label: str = "compressed") -> LoadedM
         directory,
         meta.get("dataset"),
         meta.get("source", {}).get("name", "?"),
+        meta.get("source", {}),
     )
 
 
@@ -46,8 +48,9 @@ def load_gated_model(checkpoint: Path) -> LoadedModel:
     from prunex.passes.graph import freeze
 
     model, ckpt = model_from_checkpoint(checkpoint)
+    spec = ckpt["spec"]
     return LoadedModel(
-        "gated", freeze(model), _shape(ckpt.get("dataset"), None), checkpoint, ckpt.get("dataset"), ckpt["spec"]["name"]
+        "gated", freeze(model), _shape(ckpt.get("dataset"), None), checkpoint, ckpt.get("dataset"), spec["name"], spec
     )
 
 

@@ -68,6 +68,8 @@ class MultiResidualBlock(nn.Module):
         self.functions = nn.ModuleList(
             PreActFunction(in_ch, out_ch, stride=stride, kind=kind, preact=not self.increases_dim) for _ in range(k)
         )
+        self.function_ids = list(range(k))  # which of the k functions this module holds (all but under sharding)
+        self.branch_group = None  # a prunex.nn.branch_parallel.BranchGroup when the functions are split over ranks
 
     def forward(self, x: Tensor) -> Tensor:
         if self.increases_dim:
@@ -75,9 +77,21 @@ class MultiResidualBlock(nn.Module):
             y = self.shortcut(x)
         else:
             y = x
+        if self.branch_group is not None:  # this rank's functions; the others' partial sums come from the group
+            return y + self.branch_group.sum_out(self._sum_functions(self.branch_group.copy_in(x)))
         bodies = [f.body for f in self.functions]
         if self.training and len(bodies) > 1 and not is_fx_symbolic_tracing() and can_batch_sequentials(bodies):
             return y + sum_blocks(sequentials(bodies, x), len(bodies))
         for f in self.functions:
             y = y + f(x)
         return y
+
+    def _sum_functions(self, x: Tensor) -> Tensor:
+        """Σ of this module's functions (grouped in training, as :meth:`forward` does)."""
+        bodies = [f.body for f in self.functions]
+        if self.training and len(bodies) > 1 and can_batch_sequentials(bodies):
+            return sum_blocks(sequentials(bodies, x), len(bodies))
+        total = self.functions[0](x)
+        for f in self.functions[1:]:
+            total = total + f(x)
+        return total

@@ -17,13 +17,13 @@ import torch
 from torch import nn
 
 from prunex.artifacts.tuning_cache import TuningCache
-from prunex.runtime.cases import Case, prepare_cuda_graphs, prepare_eager
+from prunex.runtime.cases import Case, CompileMode, prepare_compile, prepare_cuda_graphs, prepare_eager
 from prunex.runtime.environment import environment
 from prunex.runtime.timing import summarise, time_callable
 
 MODES = ("off", "cache", "full")
 NOISE_MARGIN = 0.03  # another realisation must be this much faster to replace the learned one
-TIMING_BACKENDS = ("eager", "cuda-graphs")
+TIMING_BACKENDS = ("eager", "cuda-graphs", "compile")  # compile: as `prunex bench` deploys it (freezing, graphs)
 Timer = Callable[[nn.Module, tuple[int, ...]], float]  # (module, input shape incl. batch) -> median ms
 
 
@@ -65,7 +65,10 @@ def measured_timer(target: TuneTarget, warmup: int = 5, iters: int = 20) -> Time
 
     def timer(module: nn.Module, shape: tuple[int, ...]) -> float:
         case = Case(module, tuple(shape[1:]), shape[0], dtype, device, target.channels_last)
-        run = prepare_cuda_graphs(case) if target.backend == "cuda-graphs" else prepare_eager(case)
+        if target.backend == "compile":
+            run = prepare_compile(case, CompileMode.DEPLOY)
+        else:
+            run = prepare_cuda_graphs(case) if target.backend == "cuda-graphs" else prepare_eager(case)
         return summarise(time_callable(run, cuda=case.cuda, warmup=warmup, iters=iters), shape[0]).median_ms
 
     return timer

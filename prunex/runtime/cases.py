@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 from torch import nn
@@ -70,13 +71,44 @@ def prepare_cuda_graphs(case: Case) -> Callable[[], object]:
     return graph.replay
 
 
-def prepare_compile(case: Case) -> Callable[[], object]:
+class CompileMode(StrEnum):
+    """How ``torch.compile`` prepares a module for inference."""
+
+    DEPLOY = "deploy"  # inductor freezing (weights, folded BN and layouts become constants) + CUDA graphs on CUDA
+    MAX_AUTOTUNE = "max-autotune"  # DEPLOY with autotuned kernels (slow to compile)
+    DEFAULT = "default"  # torch.compile's defaults: no freezing, no CUDA graphs
+
+    def torch_mode(self, cuda: bool) -> str:
+        """The ``mode=`` argument of ``torch.compile`` (CUDA graphs only exist on CUDA)."""
+        if self is CompileMode.DEFAULT:
+            return "default"
+        if self is CompileMode.MAX_AUTOTUNE:
+            return "max-autotune" if cuda else "max-autotune-no-cudagraphs"
+        return "reduce-overhead" if cuda else "default"
+
+    @property
+    def freezing(self) -> bool:
+        return self is not CompileMode.DEFAULT
+
+
+def prepare_compile(case: Case, mode: CompileMode = CompileMode.DEPLOY) -> Callable[[], object]:
+    """``torch.compile`` as deployed: compiled (and, with freezing, frozen) on its first call here, so a failure is
+    reported now and compilation is not timed. Freezing needs gradients off while compiling; it then treats the
+    module's weights as constants."""
+    from torch._inductor import config as inductor_config
+
     module, x = case.placed_module(), case.input()
     try:
-        compiled = torch.compile(module, dynamic=False)
-        with torch.inference_mode():
-            compiled(x)  # compile now, so a failure is reported here and not timed
+        with inductor_config.patch(freezing=mode.freezing), torch.no_grad():
+            compiled = torch.compile(module, mode=mode.torch_mode(case.cuda), dynamic=False)
+            compiled(x)
+            compiled(x)  # CUDA graphs record on the second call
     except Exception as err:  # inductor needs a C++ compiler (CPU) or Triton (GPU)
         reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         raise BackendUnavailable(f"torch.compile failed: {reason}") from err
-    return _no_grad(lambda: compiled(x))
+
+    def run():
+        with torch.no_grad():
+            return compiled(x)
+
+    return run

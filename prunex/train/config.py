@@ -69,6 +69,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision (CUDA only): bf16 autocast where supported, else fp16 with loss scaling
     channels_last: bool | None = None  # channels-last tensors (None: on CUDA)
     compile: bool = False  # torch.compile the training step's model
+    branch_parallel: int = 1  # ranks that split each multi-residual block's functions (Multi-ResNet; torchrun)
     device: str = "auto"
     workers: int | None = None  # loader processes for on-disk datasets (None: one per core, at most 8)
     seed: int = 0
@@ -81,6 +82,7 @@ class TrainConfig:
             ("weight_decay", (int, float), lambda v: v >= 0, ">= 0"),
             ("alpha", (int, float), lambda v: v == v and abs(v) != float("inf"), "a finite number"),
             ("seed", int, lambda v: v >= 0, ">= 0"),
+            ("branch_parallel", int, lambda v: v >= 1, ">= 1"),
         ]
         optional = [
             ("epochs", int, lambda v: v >= 1, ">= 1"),

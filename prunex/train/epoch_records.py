@@ -40,11 +40,13 @@ def checkpoint_payload(
     config: TrainConfig,
     state: TrainState,
     history: list[dict[str, Any]],
+    state_dict: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint format (version added by :func:`~prunex.artifacts.checkpoint.save_checkpoint`)."""
+    """The checkpoint format (version added by :func:`~prunex.artifacts.checkpoint.save_checkpoint`);
+    ``state_dict`` replaces the model's own (a gathered one, under branch parallelism)."""
     return {
         "spec": model.prunex_spec,
-        "state_dict": model.state_dict(),
+        "state_dict": model.state_dict() if state_dict is None else state_dict,
         "dataset": {**vars(info), "root": config.data_root},
         "config": config.to_dict(),
         "train_state": vars(state),

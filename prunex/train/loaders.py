@@ -22,10 +22,12 @@ class Loaders:
 
 def make_loaders(data: LoadedData, config: TrainConfig, ctx: DistContext, channels_last: bool) -> Loaders:
     """In-memory datasets are drawn and augmented on the device (:class:`DeviceBatches`); others go through a
-    DataLoader with worker processes and pinned memory. Test batches are at least 256."""
-    sampler = DistributedSampler(data.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed)
-    drop_last = len(data.train) // ctx.world_size > config.batch_size
-    shard = list(range(ctx.rank, len(data.test), ctx.world_size))
+    DataLoader with worker processes and pinned memory. Test batches are at least 256. Data is sharded along the
+    data dimension: the ranks of a branch group get the same batches."""
+    ranks, rank = ctx.data_size, ctx.data_rank
+    sampler = DistributedSampler(data.train, num_replicas=ranks, rank=rank, shuffle=True, seed=config.seed)
+    drop_last = len(data.train) // ranks > config.batch_size
+    shard = list(range(rank, len(data.test), ranks))
     test_batch = max(config.batch_size, 256)
     if isinstance(data.train, TensorImages) and isinstance(data.test, TensorImages):
         cl, dev = channels_last, ctx.device

@@ -24,6 +24,14 @@ from prunex.artifacts import layout as files
 from prunex.artifacts.checkpoint import load_checkpoint
 from prunex.data import load_dataset
 from prunex.models.from_checkpoint import build_model
+from prunex.nn.branch_parallel import (
+    BranchLayoutError,
+    check_branch_layout,
+    full_optimizer_state,
+    full_state_dict,
+    shard_branches,
+    shard_optimizer_state,
+)
 from prunex.nn.gates import branch_gate_modules
 from prunex.train import distributed as dist_utils
 from prunex.train.config import ConfigError, Phase, TrainConfig
@@ -57,7 +65,7 @@ class Trainer:
         quiet: bool = False,
         kill_after_steps: int | None = None,
     ) -> None:
-        self.ctx = dist_utils.setup(config.device)
+        self.ctx = dist_utils.setup(config.device, config.branch_parallel)
         self.console = console or Console()
         self.quiet = quiet or not self.ctx.is_main
         self.kill_after_steps = kill_after_steps
@@ -71,7 +79,7 @@ class Trainer:
         self.config = config
         if not config.phases:
             raise ConfigError("no training phases: pick a recipe or give phases in a config file")
-        seed_everything(config.seed + self.ctx.rank)
+        seed_everything(config.seed + self.ctx.data_rank)  # a branch group's ranks draw the same batches
         self.data = load_dataset(config.dataset, config.data_root, image_size=config.image_size, augment=config.augment)
         if resume is not None:
             self.model = build_model(ckpt["spec"], ckpt["state_dict"])
@@ -79,7 +87,11 @@ class Trainer:
         else:
             kwargs = model_kwargs_for(config.model, config.model_kwargs, self.data.info)
             self.model = build_new_model(config.model, kwargs)
+            self._check_branch_layout()
             self.run_dir = self._claim_run_dir()
+        if self.ctx.branch is not None:
+            self._check_branch_layout()
+            shard_branches(self.model, self.ctx.branch)
         self.channels_last = self.ctx.device.type == "cuda" if config.channels_last is None else config.channels_last
         self.model.to(self.ctx.device)
         if self.channels_last:
@@ -103,6 +115,7 @@ class Trainer:
             workers=given.workers,
             compile=given.compile,
             channels_last=given.channels_last,
+            branch_parallel=given.branch_parallel,
             out=str(self.run_dir) if self.run_dir else base.out,
         )
         return config, ckpt
@@ -122,6 +135,13 @@ class Trainer:
         restore_rng_state(rng[self.ctx.rank] if self.ctx.rank < len(rng) else rng[0])
         if self.ctx.is_main:
             rewrite_metrics_log(self.run_dir, self.history)
+
+    def _check_branch_layout(self) -> None:
+        if self.ctx.branch is not None:
+            try:
+                check_branch_layout(self.model, self.ctx.branch.size)
+            except BranchLayoutError as err:
+                raise ConfigError(f"--branch-parallel {self.ctx.branch.size}: {err}") from err
 
     def _claim_run_dir(self) -> Path:
         """The new run's directory: checked, locked for this process, its config.json written."""
@@ -156,10 +176,10 @@ class Trainer:
             self._lock = None
 
     def _wrap(self) -> nn.Module:
-        if not self.ctx.distributed:
+        if not self.ctx.data_parallel:
             return self.model
         ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
-        return DistributedDataParallel(self.model, device_ids=ids)
+        return DistributedDataParallel(self.model, device_ids=ids, process_group=self.ctx.data_group)
 
     def _phase_optimizer(self, phase: Phase, step_fn: TrainStep, mid_phase: bool) -> torch.optim.Optimizer:
         """SGD over the phase's parameter groups; a resume in the middle of a phase restores its state."""
@@ -175,7 +195,10 @@ class Trainer:
             )
         )
         if mid_phase and self.resumed_state is not None:
-            optimizer.load_state_dict(self.resumed_state["optimizer"])
+            saved = self.resumed_state["optimizer"]  # the ordinary (unsharded) layout
+            if self.ctx.branch is not None:
+                saved = shard_optimizer_state(self.model, optimizer, saved, self.ctx.branch)
+            optimizer.load_state_dict(saved)
             if self.resumed_state.get("scaler") and step_fn.scaler.is_enabled():
                 step_fn.scaler.load_state_dict(self.resumed_state["scaler"])
         return optimizer
@@ -261,10 +284,15 @@ class Trainer:
     ) -> None:
         self.history.append(metrics)
         rngs = dist_utils.gather_objects(self.ctx, capture_rng_state())
+        weights, optim = self.model.state_dict(), optimizer.state_dict()
+        if self.ctx.branch is not None:  # gathered: a branch-parallel run writes an ordinary checkpoint
+            weights = full_state_dict(self.model, self.ctx.branch)
+            optim = full_optimizer_state(self.model, optimizer, self.ctx.branch)
         if self.ctx.is_main:
             scaler = step_fn.scaler.state_dict() if step_fn.scaler.is_enabled() else None
-            state = TrainState(p_idx, e_in, metrics["epoch"], optimizer.state_dict(), scaler, rngs, self.ctx.world_size)
-            record_epoch(self.run_dir, checkpoint_payload(self.model, self.data.info, self.config, state, self.history))
+            state = TrainState(p_idx, e_in, metrics["epoch"], optim, scaler, rngs, self.ctx.world_size)
+            payload = checkpoint_payload(self.model, self.data.info, self.config, state, self.history, weights)
+            record_epoch(self.run_dir, payload)
         dist_utils.barrier(self.ctx)
 
 

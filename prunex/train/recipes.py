@@ -126,7 +126,14 @@ def recipe_defaults(recipe: str, model: str, dataset: str) -> dict[str, Any]:
 DEFAULT_MODEL_KWARGS = {"depth": 20, "bottleneck_width": 4, "cardinality": 8, "fan_in": 4}
 
 
-EXECUTION_OPTIONS = ("device", "workers", "compile", "channels_last", "out")  # may change when a run resumes
+EXECUTION_OPTIONS = (
+    "device",
+    "workers",
+    "compile",
+    "channels_last",
+    "branch_parallel",
+    "out",
+)  # may change when a run resumes
 
 
 def resume_config(options: dict[str, Any]) -> TrainConfig:

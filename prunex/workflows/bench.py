@@ -17,9 +17,11 @@ from prunex.artifacts import layout as files
 from prunex.artifacts.errors import InputError
 from prunex.bench.backends import BACKENDS
 from prunex.bench.report import plot_latency
-from prunex.bench.run import DTYPES, BenchModel, BenchSettings, run_grid
-from prunex.exporters.sources import load_pair
+from prunex.bench.run import DTYPES, REFERENCE, BenchModel, BenchSettings, run_grid
+from prunex.exporters.sources import LoadedModel, load_pair
 from prunex.inspection import draw_pictures
+from prunex.models.references import AUTO, build_reference, choose_reference
+from prunex.runtime.cases import CompileMode
 
 
 @dataclass
@@ -73,9 +75,13 @@ def prepare_bench(
     min_seconds: float = 0.0,
     out: str | Path = "bench",
     plots: bool = True,
+    reference: str = AUTO,
+    compile_mode: CompileMode | str = CompileMode.DEPLOY,
 ) -> BenchJob:
     """Check every option and the output directory before any work, then load each source's models (a run
-    directory brings its gated model and every compressed one; a compressed directory itself)."""
+    directory brings its gated model and every compressed one; a compressed directory itself) and, unless
+    ``reference`` is ``none``, the network users would deploy instead (``auto``: the family's; or a registered
+    model / ``torchvision:NAME``), timed with the same settings."""
     from prunex.train.distributed import pick_device
 
     dev = pick_device(device)
@@ -89,14 +95,31 @@ def prepare_bench(
         raise InputError(f"--batch takes batch sizes of at least 1, got {list(batches)}")
     if warmup < 0 or iters < 1 or min_seconds < 0:
         raise InputError(f"need warmup >= 0, iters >= 1, min_seconds >= 0; got {warmup}, {iters}, {min_seconds}")
+    try:
+        compile_mode = CompileMode(compile_mode)
+    except ValueError:
+        raise InputError(
+            f"unknown compile mode {compile_mode!r} (choose from {', '.join(m.value for m in CompileMode)})"
+        ) from None
     out = Path(out)
     check_replaceable(out, _ours, "prunex bench")
     sources = [Path(s) for s in sources]
-    models = [
-        BenchModel(loaded.name, loaded.label, str(source), loaded.module, loaded.input_shape)
-        for source in sources
-        for loaded in load_pair(source)  # one source = one group: its gated and compressed models
-    ]
+    models = []
+    for source in sources:  # one source = one group: its gated and compressed models and their reference
+        loaded = load_pair(source)
+        models += [BenchModel(m.name, m.label, str(source), m.module, m.input_shape) for m in loaded]
+        models += _reference(reference, loaded[0], str(source))
     cl = dev.type == "cuda" if channels_last is None else channels_last
-    settings = BenchSettings(dev, backends, list(dtypes), list(batches), cl, warmup, iters, min_seconds)
+    settings = BenchSettings(dev, backends, list(dtypes), list(batches), cl, warmup, iters, min_seconds, compile_mode)
     return BenchJob(sources, models, settings, out, plots)
+
+
+def _reference(choice: str, model: LoadedModel, group: str) -> list[BenchModel]:
+    try:
+        ref = choose_reference(choice, model.spec)
+        module = build_reference(ref) if ref else None
+    except (ValueError, TypeError) as err:
+        raise InputError(f"--reference: {err}") from err
+    if ref is None:
+        return []
+    return [BenchModel(ref.label, REFERENCE, group, module, model.input_shape)]

@@ -85,7 +85,7 @@ def test_cli_bench_on_cpu_writes_json_with_every_field(run_dir, tmp_path):
             "--device",
             "cpu",
             "--backend",
-            "eager,onnxruntime,cuda-graphs",
+            "eager,cuda-graphs",  # onnxruntime rows: tests/architecture (the export cache) and tests/exporters
             "--batch",
             "1,4",
             "--warmup",
@@ -104,7 +104,10 @@ def test_cli_bench_on_cpu_writes_json_with_every_field(run_dir, tmp_path):
     assert data["settings"]["batches"] == [1, 4] and data["settings"]["warmup"] == 1
     ok = [r for r in data["results"] if r["status"] == "ok"]
     assert {(r["kind"], r["backend"], r["batch"]) for r in ok} == {
-        (k, b, n) for k in ("gated", "compressed") for b in ("eager", "onnxruntime") for n in (1, 4)
+        (k, "eager", n) for k in ("gated", "compressed", "reference") for n in (1, 4)
+    }  # the reference (the plain ResNeXt of the same depth) is timed with the same settings
+    assert {r["model"] for r in ok if r["kind"] == "reference"} == {
+        "resnext_cifar(depth=11, bottleneck_width=4, cardinality=4)"  # the shape of the tiny MaskConnect
     }
     for r in ok:
         assert {
@@ -118,11 +121,20 @@ def test_cli_bench_on_cpu_writes_json_with_every_field(run_dir, tmp_path):
             "cov",
             "cov_warning",
             "iterations",
+            "setup_s",
         } <= set(r)
         assert r["min_ms"] <= r["median_ms"] <= r["p99_ms"] and r["iterations"] >= 3
+        assert r["tflops"] == pytest.approx(r["flops"] * r["batch"] / (r["median_ms"] / 1e3) / 1e12)
+        assert 0 < r["peak_share"] <= 1 and r["peak_tflops"] == data["peaks"]["fp32"]["tflops"]
+    flops = {r["kind"]: r["flops"] for r in ok}
+    assert flops["compressed"] < flops["gated"]  # blocks removed, shared projections computed once
+    assert data["peaks"]["fp32"]["measured"]  # a CPU: measured with matmuls
     skipped = [r for r in data["results"] if r["status"] != "ok"]
     assert skipped and all(r["backend"] == "cuda-graphs" and "--device cuda" in r["reason"] for r in skipped)
-    assert len(data["speedups"]) == 4 and all(s["speedup"] > 0 for s in data["speedups"])
+    assert len(data["speedups"]) == 2 and all(s["speedup"] > 0 for s in data["speedups"])
+    versus = {(v["kind"], v["backend"], v["batch"]): v for v in data["vs_reference"]}
+    assert set(versus) == {(k, "eager", n) for k in ("gated", "compressed") for n in (1, 4)}
+    assert all(v["speedup"] == v["reference_median_ms"] / v["median_ms"] for v in versus.values())
     assert "cuda-graphs not measured" in result.output
     assert (out / "bench.png").exists()
 
@@ -146,10 +158,21 @@ def test_torch_compile_backend_on_cpu(run_dir, tmp_path):
             "2",
             "--iters",
             "3",
+            "--reference",
+            "none",
             "--out",
             str(tmp_path),
         ],
     )
     assert result.exit_code == 0, result.output
-    rows = json.loads((tmp_path / "bench.json").read_text())["results"]
-    assert rows[0]["status"] == "ok", rows[0]
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert len(data["results"]) == 1 and data["results"][0]["status"] == "ok", data["results"]
+    assert data["settings"]["compile_mode"] == "deploy" and data["vs_reference"] == []
+
+
+def test_cli_bench_rejects_an_unknown_reference_before_any_work(run_dir, tmp_path):
+    out = tmp_path / "b"
+    result = CliRunner().invoke(
+        app, ["bench", str(run_dir), "--reference", "torchvision:nosuchnet", "--out", str(out)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2 and "torchvision has no such model" in result.output and not out.exists()

@@ -20,10 +20,13 @@ def test_bench_on_cuda_measures_every_cuda_backend(tmp_path):
     args += ["--batch", "1,8", "--warmup", "2", "--iters", "5", "--no-plots", "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    rows = json.loads((out / "bench.json").read_text())["results"]
-    assert len(rows) == 2 * 3 * 2 * 2  # gated and compressed × backends × dtypes × batches
+    data = json.loads((out / "bench.json").read_text())
+    rows = data["results"]
+    assert len(rows) == 3 * 3 * 2 * 2  # gated, compressed and reference × backends × dtypes × batches
+    assert set(data["peaks"]) == {"fp32", "fp16"} and data["settings"]["compile_mode"] == "deploy"
     for row in rows:
         if row["backend"] == "compile" and row["status"] != "ok":
             assert row["reason"].startswith("torch.compile failed: ")  # unavailable, with the reason
         else:
             assert row["status"] == "ok" and row["median_ms"] > 0, row
+            assert 0 < row["peak_share"] <= 1 and row["setup_s"] >= 0

@@ -50,3 +50,21 @@ def test_train_help_explains_the_default():
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "digits" in result.output and "--resume" in result.output and "torchrun" in result.output
+
+
+def test_branch_parallel_without_enough_processes_is_one_line_before_any_work(tmp_path):
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--model",
+        "multiresnet_cifar",
+        "--dataset",
+        "synthetic",
+        "--branch-parallel",
+        "2",
+        "--out",
+        str(run),
+    ]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "--branch-parallel 2 needs at least 2 processes" in result.output
+    assert "Traceback" not in result.output and not run.exists()

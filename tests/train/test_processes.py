@@ -113,3 +113,64 @@ def test_two_process_ddp_trains_fused_dgconv_gates(tmp_path):
     assert gates and any(float(g.abs().max()) > 1e-6 for g in gates)  # initialised at ±1e-8: they learned
     metrics = _metrics(run)
     assert [m["epoch"] for m in metrics] == [1, 2] and "zeta" in metrics[-1]
+
+
+MULTI = ["--model", "multiresnet_cifar", "-a", "depth=8", "-a", "k=4", "--dataset", "synthetic", "--seed", "3"]
+
+
+def _torchrun(n: int, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n), "-m", "prunex"]
+    return subprocess.run([*cmd, *args], env=ENV, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow  # two processes, two epochs (~20 s); tests/nn/test_branch_parallel.py checks the maths by default
+def test_branch_parallel_training_writes_an_ordinary_checkpoint_that_compresses(tmp_path):
+    from prunex.models import create_model
+    from prunex.models.from_checkpoint import model_from_checkpoint
+    from prunex.passes import compress
+
+    run = tmp_path / "bp"
+    done = _torchrun(
+        2, "train", *MULTI, "--epochs", "2", "--device", "cpu", "--branch-parallel", "2", "--quiet", "--out", str(run)
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [m["epoch"] for m in _metrics(run)] == [1, 2]
+    model, ckpt = model_from_checkpoint(run)  # one process, every one of the k = 4 functions
+    assert list(ckpt["state_dict"]) == list(create_model("multiresnet_cifar", depth=8, k=4).state_dict())
+    assert all(len(b.functions) == 4 for b in model.blocks)
+    x = torch.randn(4, 3, 16, 16)
+    gm, report = compress(model, x)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), model.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow  # three launches of torchrun; the one-process refusal is checked by default (tests/cli)
+def test_branch_parallel_layouts_the_run_cannot_hold_are_refused_before_any_work(tmp_path):
+    run = tmp_path / "bad"
+    done = _torchrun(2, "train", *MULTI, "--device", "cpu", "--branch-parallel", "3", "--out", str(run))
+    # torchrun exits 1 when a worker fails; each worker said why, in one line, and exited with 2
+    assert done.returncode != 0 and "--branch-parallel 3 needs at least 3 processes" in done.stderr + done.stdout
+    other = _torchrun(2, "train", *TINY, "--device", "cpu", "--branch-parallel", "2", "--out", str(run))
+    assert other.returncode != 0 and "has no multi-residual blocks" in other.stderr + other.stdout
+    assert "Traceback" not in other.stdout and not run.exists()
+
+
+@pytest.mark.slow  # a one-process run killed in epoch 2, resumed by two branch-parallel processes (~25 s)
+def test_a_one_process_run_resumes_branch_parallel(tmp_path):
+    from prunex.train import SimulatedKill, Trainer, build_config
+
+    run = tmp_path / "run"
+    options = {"model": "multiresnet_cifar", "model_kwargs": {"depth": 8, "k": 4}, "dataset": "synthetic"}
+    cfg = build_config({**options, "epochs": 3, "device": "cpu", "seed": 3, "out": str(run)})
+    with pytest.raises(SimulatedKill):
+        Trainer(cfg, quiet=True, kill_after_steps=512 // 64 + 3).fit()  # in the middle of epoch 2
+    assert [m["epoch"] for m in _metrics(run)] == [1]
+    done = _torchrun(2, "train", "--resume", str(run), "--device", "cpu", "--branch-parallel", "2", "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [m["epoch"] for m in _metrics(run)] == [1, 2, 3]
+    ckpt = load_checkpoint(run)
+    assert ckpt["train_state"]["world_size"] == 2 and ckpt["config"]["branch_parallel"] == 2
+    from prunex.models import create_model
+
+    every = sum(1 for _ in create_model("multiresnet_cifar", depth=8, k=4).parameters())
+    assert len(ckpt["train_state"]["optimizer"]["state"]) == every  # momentum of all k functions, gathered

@@ -1,0 +1,100 @@
+"""The network a user would deploy instead of a gated one: the reference a benchmark times beside it.
+
+By default each family has one — G-ResNeXt-50 / 101 stand beside torchvision's ResNeXt of the same groups and
+width, the CIFAR families beside the plain network of the same depth and widths from this zoo (MaskConnect →
+ResNeXt {D, w, C}, G-ResNeXt-CIFAR → Xie et al.'s grouped ResNeXt-29, Multi-ResNet → its k = 1 ResNet). Any other
+is chosen by name: a registered model or ``torchvision:NAME``. References get random weights: only their speed
+is measured.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+from torchvision.models import get_model
+from torchvision.models import list_models as torchvision_models
+from torchvision.models import resnet as tv_resnet
+
+from prunex.models.g_resnext import CifarResNeXt
+from prunex.models.registry import create_model, list_models, model_entry
+
+TORCHVISION = "torchvision:"
+NONE = "none"
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str  # a registered model, "resnext29_cifar" (Xie et al.'s grouped network) or "torchvision:NAME"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``resnext_cifar(depth=20, bottleneck_width=4, cardinality=8)``: the name and what shapes it."""
+        shown = [f"{k}={v}" for k, v in self.kwargs.items() if k not in ("num_classes", "in_chans")]
+        return f"{self.name}({', '.join(shown)})" if shown and not self.name.startswith(TORCHVISION) else self.name
+
+
+def _keep(kwargs: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: kwargs[k] for k in names if k in kwargs}
+
+
+def default_reference(spec: dict[str, Any]) -> Reference | None:
+    """The family's reference for the model ``spec`` = {"name", "kwargs"} describes; None where there is none
+    (SparseNet has nothing learned to compare against)."""
+    name, kwargs = spec["name"], dict(spec.get("kwargs", {}))
+    classes = _keep(kwargs, "num_classes", "in_chans")
+    if name in ("g_resnext50", "g_resnext101"):
+        groups = kwargs.get("groups", 32)
+        width = kwargs.get("width_per_group", 4 if name == "g_resnext50" else 8)
+        depth = name.removeprefix("g_resnext")
+        return Reference(f"{TORCHVISION}resnext{depth}_{groups}x{width}d", _keep(kwargs, "num_classes"))
+    if name == "maskconnect_cifar":
+        widths = _keep(kwargs, "depth", "bottleneck_width", "cardinality", "stem_width", "out_width")
+        return Reference("resnext_cifar", {**widths, **classes})
+    if name == "g_resnext_cifar":
+        return Reference("resnext29_cifar", {**_keep(kwargs, "depth", "cardinality", "bottleneck_width"), **classes})
+    if name == "multiresnet_cifar":
+        return Reference("multiresnet_cifar", {**kwargs, "k": 1})
+    return None
+
+
+def choose_reference(choice: str, spec: dict[str, Any]) -> Reference | None:
+    """``auto`` (the family's default), ``none``, or a name; a name is built with the model's classes and input
+    channels where it takes them. Raises ValueError for a name that is neither registered nor in torchvision."""
+    if choice == AUTO:
+        return default_reference(spec)
+    if choice == NONE:
+        return None
+    kwargs = spec.get("kwargs", {})
+    if choice.startswith(TORCHVISION):
+        if choice.removeprefix(TORCHVISION) not in torchvision_models():
+            raise ValueError(f"{choice}: torchvision has no such model")
+        return Reference(choice, _keep(kwargs, "num_classes"))
+    if choice not in list_models():
+        raise ValueError(
+            f"unknown reference {choice!r}: a registered model ({', '.join(list_models())}) or torchvision:NAME"
+        )
+    takes = inspect.signature(model_entry(choice).builder).parameters
+    return Reference(choice, {k: v for k, v in _keep(kwargs, "num_classes", "in_chans").items() if k in takes})
+
+
+def build_reference(reference: Reference) -> nn.Module:
+    """The reference network with random weights, in eval mode."""
+    kwargs = dict(reference.kwargs)
+    if reference.name.startswith(TORCHVISION):
+        name = reference.name.removeprefix(TORCHVISION)
+        for depth, layers in (("50", [3, 4, 6, 3]), ("101", [3, 4, 23, 3])):
+            prefix = f"resnext{depth}_"
+            if name.startswith(prefix) and name not in torchvision_models():  # other groups / widths than torchvision's
+                groups, width = (int(v) for v in name.removeprefix(prefix).removesuffix("d").split("x"))
+                model = tv_resnet.ResNet(tv_resnet.Bottleneck, layers, groups=groups, width_per_group=width, **kwargs)
+                return model.eval()
+        return get_model(name, weights=None, **kwargs).eval()
+    if reference.name == "resnext29_cifar":
+        kwargs = {"depth": 29, "cardinality": 8, "bottleneck_width": 16, "num_classes": 10, "in_chans": 3, **kwargs}
+        return CifarResNeXt(**kwargs).eval()
+    return create_model(reference.name, **kwargs).eval()
