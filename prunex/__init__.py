@@ -17,6 +17,7 @@ from prunex.version import __version__
 _HOMES = {
     "load_compressed": "prunex.artifacts.compressed_model",
     "create_model": "prunex.models",
+    "learn_groups": "prunex.models",
     "list_models": "prunex.models",
     "compress": "prunex.passes",
     "bench": "prunex.workflows",
@@ -28,7 +29,7 @@ _HOMES = {
 
 if TYPE_CHECKING:
     from prunex.artifacts.compressed_model import load_compressed
-    from prunex.models import create_model, list_models
+    from prunex.models import create_model, learn_groups, list_models
     from prunex.passes import compress
     from prunex.workflows import bench, compress_run, export, inspect_run, train_run
 
@@ -47,6 +48,7 @@ __all__ = [
     "create_model",
     "export",
     "inspect_run",
+    "learn_groups",
     "list_models",
     "load_compressed",
     "train_run",

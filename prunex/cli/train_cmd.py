@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from prunex.cli import train_options as options
 from prunex.cli.errors import handle_errors
 from prunex.cli.parsing import model_args
 
@@ -14,7 +15,10 @@ from prunex.cli.parsing import model_args
 def train(
     ctx: typer.Context,
     model: str = typer.Option(
-        None, "--model", "-m", help="Registered model (see `prunex models`). Default: maskconnect_cifar {20,4,8}, K=4."
+        None,
+        "--model",
+        "-m",
+        help="Registered model (`prunex models`), torchvision:NAME or module:function. Default: MaskConnect {20,4,8}.",
     ),
     model_arg: list[str] = typer.Option([], "--model-arg", "-a", help="Model keyword argument key=value (repeat)."),
     dataset: str = typer.Option(
@@ -38,20 +42,8 @@ def train(
     config: Path = typer.Option(
         None, "--config", "-c", help="TOML or JSON file with training settings (options given here win)."
     ),
-    out: Path = typer.Option(
-        None,
-        "--out",
-        "-o",
-        help="Run directory (default: runs/<model>-<dataset>[-N]); it must not hold a run. With --resume: continue "
-        "in this new directory instead of the checkpoint's.",
-    ),
-    resume: Path = typer.Option(
-        None,
-        "--resume",
-        help="Continue a run from its directory or checkpoint exactly where its last complete epoch ended, with "
-        "the run's own settings (only --device, --workers, --compile, --channels-last, --branch-parallel, --out "
-        "and --quiet may be given). Refuses to overwrite work newer than the checkpoint.",
-    ),
+    out: Path = options.OUT,
+    resume: Path = options.RESUME,
     device: str = typer.Option(None, "--device", help="auto (default), cpu, cuda or cuda:N."),
     amp: bool = typer.Option(
         None, "--amp/--no-amp", help="Mixed precision on CUDA: bf16 autocast where supported, else fp16 (default on)."
@@ -62,20 +54,10 @@ def train(
     compile: bool = typer.Option(
         False, "--compile", help="torch.compile the training step's model (slower start, faster GPU steps)."
     ),
-    workers: int = typer.Option(
-        None,
-        "--workers",
-        min=0,
-        help="Loader processes for datasets read from disk (default: one per core, at most 8). In-memory datasets "
-        "(digits, CIFAR, synthetic) are drawn and augmented on the training device and use none.",
-    ),
-    branch_parallel: int = typer.Option(
-        None,
-        "--branch-parallel",
-        min=1,
-        help="Under torchrun: ranks that split every Multi-ResNet block's k "
-        "residual functions (N divides k and the process count; data parallel across groups).",
-    ),
+    workers: int = options.WORKERS,
+    branch_parallel: int = options.BRANCH_PARALLEL,
+    learn_groups: str = options.LEARN_GROUPS,
+    weights: Path = options.WEIGHTS,
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
 ) -> None:
@@ -90,8 +72,8 @@ def train(
     started: list = []
     with handle_errors(console, interrupted=lambda: started[0].interrupted() if started else "nothing was written"):
         fields = TrainConfig.__dataclass_fields__  # options named as the configuration's fields are its fields
-        options = {k: v for k, v in ctx.params.items() if k in fields}
-        options.update(model_kwargs=model_args(model_arg) or None, compile=compile or None)
-        options.update({k: str(options[k]) if options[k] else None for k in ("data_root", "out")})
-        started.append(prepare_train(resume=resume, config=config, console=console, quiet=quiet, **options))
+        given = {k: v for k, v in ctx.params.items() if k in fields}
+        given.update(model_kwargs=model_args(model_arg) or None, compile=compile or None)
+        given.update({k: str(given[k]) if given[k] else None for k in ("data_root", "out", "weights")})
+        started.append(prepare_train(resume=resume, config=config, console=console, quiet=quiet, **given))
         started[0].fit()

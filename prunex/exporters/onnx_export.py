@@ -46,6 +46,8 @@ def export_onnx(
         module = copy.deepcopy(module)
     module = module.eval().to(dtype)
     example = example.to(dtype)
+    if example.shape[0] == 1:  # torch.export specialises a size-1 dimension: trace the batch at 2, export any batch
+        example = example.repeat(2, *[1] * (example.dim() - 1))
     try:
         if exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1, max=4096)

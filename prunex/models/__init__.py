@@ -4,9 +4,11 @@
 from prunex.models import g_resnext, maskconnect, multiresnet, resnext_cifar, sparsenet  # noqa: F401
 from prunex.models.complexity import Complexity, count_parameters
 from prunex.models.g_resnext import from_torchvision_resnext
+from prunex.models.learn_groups import GroupLearning, LearnedGroups, learn_groups
 from prunex.models.registry import (
     UnknownModelError,
     analytic_complexity,
+    builder_of,
     create_model,
     list_models,
     model_entry,
@@ -16,10 +18,14 @@ from prunex.models.registry import (
 __all__ = [
     "Complexity",
     "UnknownModelError",
+    "GroupLearning",
+    "LearnedGroups",
     "analytic_complexity",
+    "builder_of",
     "count_parameters",
     "create_model",
     "from_torchvision_resnext",
+    "learn_groups",
     "list_models",
     "model_entry",
     "register_model",

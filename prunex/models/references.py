@@ -1,6 +1,7 @@
 """The network a user would deploy instead of a gated one: the reference a benchmark times beside it.
 
-By default each family has one — G-ResNeXt-50 / 101 stand beside torchvision's ResNeXt of the same groups and
+By default each family has one — a network whose convolutions learned their grouping (``--learn-groups``) stands
+beside itself as it was built; G-ResNeXt-50 / 101 stand beside torchvision's ResNeXt of the same groups and
 width, the CIFAR families beside the plain network of the same depth and widths from this zoo (MaskConnect →
 ResNeXt {D, w, C}, G-ResNeXt-CIFAR → Xie et al.'s grouped ResNeXt-29, Multi-ResNet → its k = 1 ResNet). Any other
 is chosen by name: a registered model or ``torchvision:NAME``. References get random weights: only their speed
@@ -46,6 +47,8 @@ def default_reference(spec: dict[str, Any]) -> Reference | None:
     """The family's reference for the model ``spec`` = {"name", "kwargs"} describes; None where there is none
     (SparseNet has nothing learned to compare against)."""
     name, kwargs = spec["name"], dict(spec.get("kwargs", {}))
+    if spec.get("learn_groups"):  # any network whose convolutions learned their grouping: itself, as it was
+        return Reference(name, kwargs)
     classes = _keep(kwargs, "num_classes", "in_chans")
     if name in ("g_resnext50", "g_resnext101"):
         groups = kwargs.get("groups", 32)

@@ -9,15 +9,9 @@ from typing import Any
 
 from torch import nn
 
-from prunex.artifacts.errors import InputError
 from prunex.models.complexity import Complexity
-
-
-class UnknownModelError(InputError, KeyError):
-    """Raised for a model name that is not registered."""
-
-    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
-        return str(self.args[0])
+from prunex.models.errors import UnknownModelError
+from prunex.models.external import external_builder, is_external
 
 
 @dataclass(frozen=True)
@@ -74,11 +68,22 @@ def _check_kwargs(entry: ModelEntry, kwargs: dict[str, Any]) -> None:
         raise TypeError(f"{entry.name} does not take {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}")
 
 
+def builder_of(name: str) -> Callable[..., nn.Module]:
+    """The builder of a registered model, of ``torchvision:NAME`` or of ``module:function``."""
+    return external_builder(name) if is_external(name) else model_entry(name).builder
+
+
 def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered model. The result carries ``prunex_spec`` = {"name", "kwargs"} to rebuild it."""
-    entry = model_entry(name)
-    _check_kwargs(entry, kwargs)
-    model = entry.builder(**kwargs)
+    """Build a registered model, a torchvision classifier (``torchvision:resnet50``, random weights) or a user's own
+    (``my_package.models:build``). The result carries ``prunex_spec`` = {"name", "kwargs"} to rebuild it."""
+    if is_external(name):
+        model = external_builder(name)(**kwargs)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{name} returned a {type(model).__name__}, not a torch.nn.Module")
+    else:
+        entry = model_entry(name)
+        _check_kwargs(entry, kwargs)
+        model = entry.builder(**kwargs)
     model.prunex_spec = {"name": name, "kwargs": dict(kwargs)}
     return model
 

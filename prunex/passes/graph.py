@@ -9,8 +9,14 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from prunex.artifacts.errors import InputError
 from prunex.nn.dgconv import DGConv2d
 from prunex.nn.gates import freeze_gates
+
+
+class UntraceableModelError(InputError):
+    """torch.fx cannot trace the model; the message names the innermost module that failed and why."""
+
 
 # In-place operators traced from eager code, and their out-of-place twins.
 OUT_OF_PLACE = {operator.iadd: operator.add, operator.imul: operator.mul}
@@ -24,6 +30,19 @@ class PrunexTracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, DGConv2d) or super().is_leaf_module(m, qualname)
+
+    def call_module(self, m: nn.Module, forward, args, kwargs):
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except UntraceableModelError:
+            raise
+        except Exception as err:
+            where = self.path_of_module(m) or "the model"
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UntraceableModelError(
+                f"torch.fx cannot trace {where} ({type(m).__name__}): {first[:300]}. prunex compiles a symbolically "
+                "traceable network: move data-dependent control flow out of forward (or make that module a leaf)"
+            ) from err
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -40,7 +59,16 @@ def freeze(model: nn.Module) -> nn.Module:
 
 def trace(model: nn.Module) -> fx.GraphModule:
     """Trace a frozen model; in-place arithmetic becomes out-of-place where nothing else reads the operand."""
-    graph = PrunexTracer().trace(model)
+    try:
+        graph = PrunexTracer().trace(model)
+    except UntraceableModelError:
+        raise
+    except Exception as err:  # in the root's own forward
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UntraceableModelError(
+            f"torch.fx cannot trace {type(model).__name__}.forward: {first[:300]}. prunex compiles a symbolically "
+            "traceable network: move data-dependent control flow out of forward"
+        ) from err
     gm = fx.GraphModule(model, graph, model.__class__.__name__)
     for node in list(gm.graph.nodes):
         if node.op == "call_function" and node.target in OUT_OF_PLACE and len(node.args[0].users) == 1:

@@ -119,6 +119,8 @@ def compress(
     groups = _dgconv_groups(frozen)
     gm = trace(frozen)
     runner = PassRunner(calibration, tolerance=options.tolerance, on_pass=on_pass)
+    with exact_float32(), torch.no_grad():
+        reference = frozen(runner.x)  # now: a pass may rewrite a submodule the traced graph shares with ``frozen``
     tuner = options.tuner()
     compressed = runner.run(gm, default_passes(options, tuner, tuple(example.shape[1:])))
     warnings: list[str] = []
@@ -126,7 +128,7 @@ def compress(
         tuner.cache.save()
         warnings = tuner.cache.warnings
     with exact_float32(), torch.no_grad():
-        end_to_end = compare(frozen(runner.x), compressed(runner.x))
+        end_to_end = compare(reference, compressed(runner.x))
     first, last = runner.records[0], runner.records[-1]
     gathers = [k.as_dict() for k in gather_report(compressed, tuple(example.shape[1:]))]
     chosen = {d.layer: d.choice for d in tuner.decisions if d.kind == "conv"} if tuner is not None else {}

@@ -64,6 +64,8 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float = 5e-4
     budget: float | None = None  # DGConv resource constraint b: o = Σ_ℓ C_in·C_out / b
+    learn_groups: str | None = None  # convs that learn their grouping: kinds and name patterns (GroupLearning.parse)
+    weights: str | None = None  # a state dict loaded into the new model before its convs learn their grouping
     alpha: float = -0.02  # exponent of the constraint factor (o/ζ)^α, applied while ζ > o
     augment: bool = True
     amp: bool = True  # mixed precision (CUDA only): bf16 autocast where supported, else fp16 with loss scaling

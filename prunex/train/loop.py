@@ -23,6 +23,7 @@ from prunex.artifacts import RunLock, check_writable_parent
 from prunex.artifacts import layout as files
 from prunex.artifacts.checkpoint import load_checkpoint
 from prunex.data import load_dataset
+from prunex.models import GroupLearning
 from prunex.models.from_checkpoint import build_model
 from prunex.nn.branch_parallel import (
     BranchLayoutError,
@@ -86,7 +87,8 @@ class Trainer:
             self._continue_run(ckpt)
         else:
             kwargs = model_kwargs_for(config.model, config.model_kwargs, self.data.info)
-            self.model = build_new_model(config.model, kwargs)
+            grouping = GroupLearning.parse(config.learn_groups) if config.learn_groups else None
+            self.model = build_new_model(config.model, kwargs, config.weights, grouping)
             self._check_branch_layout()
             self.run_dir = self._claim_run_dir()
         if self.ctx.branch is not None:
@@ -98,7 +100,8 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.checkpoint_path = self.run_dir / files.CHECKPOINT
         self.use_amp = config.amp and self.ctx.device.type == "cuda"
-        self.budget_o = budget(self.model, config.budget) if config.budget else None
+        b = config.budget or (self.model.prunex_spec.get("learn_groups") or {}).get("budget")
+        self.budget_o = budget(self.model, b) if b else None
 
     # -- set-up ----------------------------------------------------------------------------------------
     def _resume_from(self, resume: Path, given: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:

@@ -3,29 +3,64 @@
 from __future__ import annotations
 
 import inspect
+import pickle
 from typing import Any
 
+import torch
 from torch import nn
 
+from prunex.artifacts.errors import InputError
 from prunex.data import DatasetInfo
-from prunex.models import create_model, model_entry
+from prunex.models import GroupLearning, builder_of, create_model, learn_groups
 from prunex.train.config import ConfigError
 
 
-def build_new_model(name: str, kwargs: dict[str, Any]) -> nn.Module:
-    """``create_model(name, **kwargs)``; arguments the builder refuses are a configuration error naming them."""
+def build_new_model(
+    name: str, kwargs: dict[str, Any], weights: str | None = None, grouping: GroupLearning | None = None
+) -> nn.Module:
+    """``create_model(name, **kwargs)``, then the user's ``weights`` (a state dict, loaded safely and strictly), then
+    :func:`learn_groups` where asked; any refusal is a configuration error that says what failed."""
     try:
-        return create_model(name, **kwargs)
+        model = create_model(name, **kwargs)
     except TypeError as err:
-        accepted = ", ".join(p for p in inspect.signature(model_entry(name).builder).parameters)
+        accepted = ", ".join(p for p in inspect.signature(builder_of(name)).parameters)
         raise ConfigError(f"{name} does not take these arguments ({err}); it takes: {accepted}") from None
     except ValueError as err:
         raise ConfigError(f"cannot build {name} with {kwargs}: {err}") from None
+    if weights:
+        load_weights(model, weights)
+    if grouping is not None:
+        g = grouping
+        try:
+            learn_groups(model, g.where, pointwise=g.pointwise, depthwise=g.depthwise, budget=g.budget)
+        except ValueError as err:
+            raise ConfigError(f"--learn-groups: {err}") from err
+    return model
+
+
+def load_weights(model: nn.Module, path: str) -> None:
+    """A state dict from ``path`` (``.safetensors``, or a ``torch.save`` file read with ``weights_only``), strictly."""
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict):
+            raise ValueError(f"it holds a {type(state).__name__}, not a state dict")
+        model.load_state_dict(state, strict=True)
+    except FileNotFoundError:
+        raise InputError(f"--weights {path}: no such file") from None
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()][:3]
+        raise InputError(f"--weights {path}: cannot load it into the model: {' '.join(lines)[:400]}") from err
 
 
 def model_kwargs_for(model: str, kwargs: dict[str, Any], info: DatasetInfo) -> dict[str, Any]:
     """The model's kwargs with ``num_classes`` / ``in_chans`` taken from the dataset where the builder has them."""
-    accepted = inspect.signature(model_entry(model).builder).parameters
+    accepted = inspect.signature(builder_of(model)).parameters
     out = dict(kwargs)
     if "num_classes" in accepted:
         out.setdefault("num_classes", info.num_classes)

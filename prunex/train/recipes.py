@@ -23,7 +23,10 @@ PAPER_DATASETS = ("cifar10", "cifar100", "imagefolder")
 QUICK_LR = 0.05  # 0.1 with batch 64 is unstable on the 1,437 digits images
 
 
-def family(model: str) -> str:
+def family(model: str, learns_groups: bool = False) -> str:
+    """The recipe family; any network whose convolutions learn their grouping (--learn-groups) trains as DGConv."""
+    if learns_groups:
+        return "dgconv"
     if model.startswith("maskconnect"):
         return "maskconnect"
     if model.startswith("g_resnext"):
@@ -47,8 +50,8 @@ def _maskconnect_phases(epochs: tuple[int, int, int, int], learn_gates: bool, lr
     )
 
 
-def paper_recipe(model: str, dataset: str) -> dict[str, Any]:
-    fam, imagenet = family(model), dataset == "imagefolder"
+def paper_recipe(model: str, dataset: str, learns_groups: bool = False) -> dict[str, Any]:
+    fam, imagenet = family(model, learns_groups), dataset == "imagefolder"
     if fam in ("maskconnect", "resnext"):
         learn = fam == "maskconnect"
         if imagenet:
@@ -93,8 +96,8 @@ def paper_recipe(model: str, dataset: str) -> dict[str, Any]:
     raise ConfigError(f"no paper recipe for {model}; pass phases in a config file or use --recipe quick")
 
 
-def quick_recipe(model: str, dataset: str) -> dict[str, Any]:
-    fam = family(model)
+def quick_recipe(model: str, dataset: str, learns_groups: bool = False) -> dict[str, Any]:
+    fam = family(model, learns_groups)
     if fam in ("maskconnect", "resnext"):
         return dict(phases=_maskconnect_phases((8, 6, 3, 3), fam == "maskconnect", lr=QUICK_LR), batch_size=64)
     if fam == "dgconv":
@@ -113,13 +116,14 @@ def quick_recipe(model: str, dataset: str) -> dict[str, Any]:
     return dict(phases=(Phase("train", 15, QUICK_LR, schedule="cosine"),), batch_size=64)
 
 
-def recipe_defaults(recipe: str, model: str, dataset: str) -> dict[str, Any]:
+def recipe_defaults(recipe: str, model: str, dataset: str, learns_groups: bool = False) -> dict[str, Any]:
     """Config fields a recipe sets; ``auto`` is ``paper`` on CIFAR / image folders and ``quick`` elsewhere."""
     if recipe not in RECIPES:
         raise ConfigError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     if recipe == "auto":
         recipe = "paper" if dataset in PAPER_DATASETS else "quick"
-    return paper_recipe(model, dataset) if recipe == "paper" else quick_recipe(model, dataset)
+    pick = paper_recipe if recipe == "paper" else quick_recipe
+    return pick(model, dataset, learns_groups)
 
 
 # `prunex train` with no arguments: the MaskConnect {20, 4, 8} network of the paper's Fig. 2, fan-in 4.
@@ -159,7 +163,7 @@ def build_config(options: dict[str, Any], config_file: str | None = None) -> Tra
     if "model" not in explicit and "model_kwargs" not in explicit:
         explicit["model_kwargs"] = dict(DEFAULT_MODEL_KWARGS)
     dataset = explicit.get("dataset", TrainConfig.dataset)
-    fields = recipe_defaults(explicit.get("recipe", "auto"), model, dataset)
+    fields = recipe_defaults(explicit.get("recipe", "auto"), model, dataset, bool(explicit.get("learn_groups")))
     config = TrainConfig.from_dict({**fields, **explicit})
     if config.epochs is not None:
         config = TrainConfig.from_dict({**config.to_dict(), "phases": rescale_phases(config.phases, config.epochs)})

@@ -20,10 +20,11 @@ TRAIN_STATE_KEYS = ("phase", "epoch_in_phase", "epoch", "optimizer", "rng")
 
 
 def next_run_dir(config: TrainConfig) -> Path:
-    """``--out`` if given, else the first free ``runs/<model>-<dataset>[-N]``."""
+    """``--out`` if given, else the first free ``runs/<model>-<dataset>[-N]`` (``torchvision:resnet50`` and
+    ``package.module:build`` become ``torchvision-resnet50`` and ``package.module-build``)."""
     if config.out:
         return Path(config.out)
-    base = Path("runs") / f"{config.model}-{config.dataset}"
+    base = Path("runs") / f"{config.model.replace(':', '-')}-{config.dataset}"
     path, i = base, 1
     while path.exists():
         i += 1

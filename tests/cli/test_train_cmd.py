@@ -68,3 +68,71 @@ def test_branch_parallel_without_enough_processes_is_one_line_before_any_work(tm
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "--branch-parallel 2 needs at least 2 processes" in result.output
     assert "Traceback" not in result.output and not run.exists()
+
+
+def test_a_users_own_network_learns_its_grouping_and_its_checkpoint_rebuilds_it(tmp_path):
+    from prunex.nn.dgconv import DGConv2d
+
+    weights = tmp_path / "mine.pt"
+    from tests.models.user_builder import small_cnn
+
+    torch.manual_seed(5)
+    mine = small_cnn(num_classes=10)
+    torch.save(mine.state_dict(), weights)
+    run = tmp_path / "run"
+    args = ["train", "--model", "tests.models.user_builder:small_cnn", "--learn-groups", "spatial", "--weights"]
+    result = CliRunner().invoke(
+        app, [*args, str(weights), "--dataset", "synthetic", "--epochs", "2", "-q", "-o", str(run)]
+    )
+    assert result.exit_code == 0, result.output
+    model, ckpt = model_from_checkpoint(run)
+    assert ckpt["spec"]["learn_groups"]["where"] == [] and ckpt["config"]["learn_groups"] == "spatial"
+    assert [type(m) for m in model.modules()].count(DGConv2d) == 1  # the 16 -> 32 conv; the first reads 3 channels
+    assert [p["gate_lr"] > 0 for p in ckpt["config"]["phases"]][0]  # the DGConv recipe: gates learn
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    from prunex.train.new_model import build_new_model
+
+    start = build_new_model("tests.models.user_builder:small_cnn", {"num_classes": 10}, str(weights))
+    assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), mine.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--model", "torchvision:nosuchnet"], "torchvision has no classification model 'nosuchnet'"),
+        (["--model", "no_such_module:build"], "cannot import 'no_such_module'"),
+        (["--model", "torchvision:resnet18", "--weights", "missing.pt"], "--weights missing.pt: no such file"),
+        (["--model", "torchvision:mobilenet_v3_small", "--learn-groups", "features.0.*"], "can learn its grouping"),
+    ],
+)
+def test_outside_networks_that_cannot_be_built_are_one_line_before_any_work(args, words, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", *args, "--dataset", "synthetic", "-o", "run"], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and words in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+
+
+def test_weights_that_do_not_fit_are_one_line(tmp_path):
+    bad = tmp_path / "bad.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, bad)
+    args = ["train", "--model", "torchvision:resnet18", "--weights", str(bad), "--dataset", "synthetic"]
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "run")], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "cannot load it into the model" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow  # a torchvision ResNet-18 through train, compress, export and inspect (~90 s)
+def test_a_torchvision_network_goes_through_every_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "torchvision-resnet18-synthetic"
+    train = ["train", "--model", "torchvision:resnet18", "--learn-groups", "spatial", "--dataset", "synthetic"]
+    result = CliRunner().invoke(app, [*train, "--epochs", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(app, ["compress", str(run)]).exit_code == 0
+    report = json.loads((run / "compressed" / "report.json").read_text())
+    assert len(report["groups"]) == 16 and report["totals"]["end_to_end_max_rel_err"] <= 1e-5
+    exported = CliRunner().invoke(app, ["export", str(run / "compressed"), "--onnx", str(tmp_path / "m.onnx")])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads((tmp_path / "m.validation.json").read_text())["passed"]
+    inspected = CliRunner().invoke(app, ["inspect", str(run)])
+    assert inspected.exit_code == 0 and (run / "inspect" / "summary.json").exists()

@@ -1,0 +1,45 @@
+"""Options of ``prunex train`` whose help needs room (the command module stays a list of its options)."""
+
+import typer
+
+OUT = typer.Option(
+    None,
+    "--out",
+    "-o",
+    help="Run directory (default: runs/<model>-<dataset>[-N]); it must not hold a run. With --resume: continue "
+    "in this new directory instead of the checkpoint's.",
+)
+RESUME = typer.Option(
+    None,
+    "--resume",
+    help="Continue a run from its directory or checkpoint exactly where its last complete epoch ended, with "
+    "the run's own settings (only --device, --workers, --compile, --channels-last, --branch-parallel, --out "
+    "and --quiet may be given). Refuses to overwrite work newer than the checkpoint.",
+)
+WORKERS = typer.Option(
+    None,
+    "--workers",
+    min=0,
+    help="Loader processes for datasets read from disk (default: one per core, at most 8). In-memory datasets "
+    "(digits, CIFAR, synthetic) are drawn and augmented on the training device and use none.",
+)
+BRANCH_PARALLEL = typer.Option(
+    None,
+    "--branch-parallel",
+    min=1,
+    help="Under torchrun: ranks that split every Multi-ResNet block's k "
+    "residual functions (N divides k and the process count; data parallel across groups).",
+)
+LEARN_GROUPS = typer.Option(
+    None,
+    "--learn-groups",
+    help="Replace the model's convolutions by DGConvs that start as exactly the same function and learn their "
+    "grouping: spatial (k×k, the default), pointwise (1×1), depthwise, and/or module-name patterns (layer3.*), "
+    "comma-separated. With --budget, the DGConv resource constraint.",
+)
+WEIGHTS = typer.Option(
+    None,
+    "--weights",
+    help="A state dict for the new model (.safetensors or a torch.save file, read with weights_only), loaded "
+    "before its convolutions learn their grouping.",
+)
