@@ -58,6 +58,7 @@ def train(
     branch_parallel: int = options.BRANCH_PARALLEL,
     learn_groups: str = options.LEARN_GROUPS,
     weights: Path = options.WEIGHTS,
+    structure_from: Path = options.STRUCTURE_FROM,
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
 ) -> None:
@@ -74,6 +75,8 @@ def train(
         fields = TrainConfig.__dataclass_fields__  # options named as the configuration's fields are its fields
         given = {k: v for k, v in ctx.params.items() if k in fields}
         given.update(model_kwargs=model_args(model_arg) or None, compile=compile or None)
-        given.update({k: str(given[k]) if given[k] else None for k in ("data_root", "out", "weights")})
+        given.update(
+            {k: str(given[k]) if given[k] else None for k in ("data_root", "out", "weights", "structure_from")}
+        )
         started.append(prepare_train(resume=resume, config=config, console=console, quiet=quiet, **given))
         started[0].fit()

@@ -43,3 +43,9 @@ WEIGHTS = typer.Option(
     help="A state dict for the new model (.safetensors or a torch.save file, read with weights_only), loaded "
     "before its convolutions learn their grouping.",
 )
+STRUCTURE_FROM = typer.Option(
+    None,
+    "--structure-from",
+    help="Retrain from scratch the plain grouped network a DGConv run learned (DGConv's Table 6): the run's "
+    "network with each DGConv replaced by a conv of its learned group count, on the run's dataset by default.",
+)

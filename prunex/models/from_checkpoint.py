@@ -11,6 +11,7 @@ from torch import nn
 from prunex.artifacts.checkpoint import CheckpointError, load_checkpoint
 from prunex.models.learn_groups import learn_groups
 from prunex.models.registry import UnknownModelError, create_model
+from prunex.models.structure import apply_structure
 from prunex.nn.branch_gates import BranchGates
 
 
@@ -26,11 +27,14 @@ def match_gate_state(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> N
 
 def build_model(spec: dict[str, Any], state_dict: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """Rebuild a model from its spec (its builder, arguments and, if it learned the grouping of its convolutions,
-    the same :func:`learn_groups` choice) and, if given, load the state dict (strictly)."""
+    the same :func:`learn_groups` choice; a retrained structure's grouped convs) and, if given, load the state
+    dict (strictly)."""
     try:
         model = create_model(spec["name"], **spec.get("kwargs", {}))
         if spec.get("learn_groups"):
             learn_groups(model, **spec["learn_groups"])
+        if spec.get("structure"):
+            apply_structure(model, spec["structure"]["groups"])
     except UnknownModelError as err:
         raise CheckpointError(f"checkpoint names a model this prunex does not know: {err}") from None
     except (TypeError, ValueError) as err:

@@ -66,6 +66,7 @@ class TrainConfig:
     budget: float | None = None  # DGConv resource constraint b: o = Σ_ℓ C_in·C_out / b
     learn_groups: str | None = None  # convs that learn their grouping: kinds and name patterns (GroupLearning.parse)
     weights: str | None = None  # a state dict loaded into the new model before its convs learn their grouping
+    structure_from: str | None = None  # retrain from scratch the plain grouped network a DGConv run learned
     alpha: float = -0.02  # exponent of the constraint factor (o/ζ)^α, applied while ζ > o
     augment: bool = True
     amp: bool = True  # mixed precision (CUDA only): bf16 autocast where supported, else fp16 with loss scaling

@@ -33,7 +33,7 @@ from prunex.nn.branch_parallel import (
     shard_branches,
     shard_optimizer_state,
 )
-from prunex.nn.gates import branch_gate_modules
+from prunex.nn.gates import branch_gate_modules, dgconv_modules
 from prunex.train import distributed as dist_utils
 from prunex.train.config import ConfigError, Phase, TrainConfig
 from prunex.train.console_report import EpochProgress, print_header, print_summary
@@ -41,7 +41,7 @@ from prunex.train.epoch_records import TrainState, checkpoint_payload, record_ep
 from prunex.train.epochs import EpochRunner
 from prunex.train.gate_report import gate_report
 from prunex.train.loaders import make_loaders
-from prunex.train.new_model import build_new_model, model_kwargs_for
+from prunex.train.new_model import build_new_model, model_kwargs_for, retrained_structure
 from prunex.train.resource import budget
 from prunex.train.result import TrainResult
 from prunex.train.rng_state import capture_rng_state, restore_rng_state, seed_everything
@@ -89,6 +89,8 @@ class Trainer:
             kwargs = model_kwargs_for(config.model, config.model_kwargs, self.data.info)
             grouping = GroupLearning.parse(config.learn_groups) if config.learn_groups else None
             self.model = build_new_model(config.model, kwargs, config.weights, grouping)
+            if config.structure_from:
+                self.model = retrained_structure(self.model, config.structure_from)
             self._check_branch_layout()
             self.run_dir = self._claim_run_dir()
         if self.ctx.branch is not None:
@@ -101,7 +103,7 @@ class Trainer:
         self.checkpoint_path = self.run_dir / files.CHECKPOINT
         self.use_amp = config.amp and self.ctx.device.type == "cuda"
         b = config.budget or (self.model.prunex_spec.get("learn_groups") or {}).get("budget")
-        self.budget_o = budget(self.model, b) if b else None
+        self.budget_o = budget(self.model, b) if b and any(True for _ in dgconv_modules(self.model)) else None
 
     # -- set-up ----------------------------------------------------------------------------------------
     def _resume_from(self, resume: Path, given: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:

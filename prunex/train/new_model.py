@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,3 +70,23 @@ def model_kwargs_for(model: str, kwargs: dict[str, Any], info: DatasetInfo) -> d
     elif info.in_chans != 3:
         raise ConfigError(f"{model} takes 3-channel images; {info.name} has {info.in_chans}")
     return out
+
+
+def retrained_structure(model: nn.Module, source: str) -> nn.Module:
+    """``model`` (the source run's network, freshly built) with every DGConv replaced by a plain conv of the group
+    count the run at ``source`` learned: DGConv's Table 6 retraining."""
+    from prunex.artifacts.checkpoint import CheckpointError
+    from prunex.models.from_checkpoint import model_from_checkpoint
+    from prunex.models.structure import apply_structure, learned_groups
+    from prunex.train.run_dir import checkpoint_file
+
+    try:
+        learned, _ = model_from_checkpoint(checkpoint_file(Path(source)))
+    except CheckpointError as err:
+        raise ConfigError(f"--structure-from {source}: {err}") from err
+    groups = learned_groups(learned)
+    if not groups:
+        raise ConfigError(f"--structure-from {source}: its network has no DGConv layers, so nothing was learned")
+    apply_structure(model, groups)
+    model.prunex_spec["structure"]["source"] = str(source)
+    return model

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prunex.train.config import ConfigError, Phase, TrainConfig, read_config_file, rescale_phases
@@ -155,10 +156,29 @@ def resume_config(options: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**{"device": "auto", **given})
 
 
+def _network_of(explicit: dict[str, Any]) -> dict[str, Any]:
+    """``--structure-from RUN``: the run's network (model, arguments, learned convolutions) and, unless given, its
+    dataset; no resource constraint (a plain grouped network has no gates)."""
+    from prunex.artifacts.checkpoint import load_checkpoint
+    from prunex.train.run_dir import checkpoint_file
+
+    given = [k for k in ("model", "model_kwargs", "learn_groups", "budget", "weights") if k in explicit]
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ConfigError(f"--structure-from takes the network from its run; {flags} cannot be given with it")
+    source = load_checkpoint(checkpoint_file(Path(explicit["structure_from"])))
+    config = source.get("config") or {}
+    dataset = explicit.get("dataset", config.get("dataset", TrainConfig.dataset))
+    network = {"model": source["spec"]["name"], "model_kwargs": dict(source["spec"].get("kwargs", {}))}
+    return {**explicit, **network, "learn_groups": config.get("learn_groups"), "dataset": dataset, "budget": None}
+
+
 def build_config(options: dict[str, Any], config_file: str | None = None) -> TrainConfig:
     """Recipe defaults < config file < explicit options (``None`` values are treated as not given)."""
     explicit = read_config_file(config_file) if config_file else {}
     explicit.update({k: v for k, v in options.items() if v is not None})
+    if explicit.get("structure_from"):
+        explicit = _network_of(explicit)
     model = explicit.get("model", TrainConfig.model)
     if "model" not in explicit and "model_kwargs" not in explicit:
         explicit["model_kwargs"] = dict(DEFAULT_MODEL_KWARGS)
