@@ -14,7 +14,7 @@ from prunex.models.from_checkpoint import build_model
 from prunex.nn.dgconv import DGConv2d
 from prunex.passes import compress
 from prunex.passes.graph import UntraceableModelError
-from tests.passes.helpers import randomise_batchnorm
+from tests.passes.helpers import random_dgconv_gates, randomise_batchnorm
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 # (torchvision model, learn_groups options, convolutions expected to learn their grouping)
@@ -30,15 +30,6 @@ MODELS = {
 def _torchvision(name):
     torch.manual_seed(0)
     return randomise_batchnorm(create_model(f"torchvision:{name}", num_classes=10)).eval()
-
-
-def _random_gates(model, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, DGConv2d):
-            with torch.no_grad():
-                m.gate.copy_(torch.where(torch.randint(0, 2, (m.num_gates,), generator=g).bool(), 1e-8, -1e-8))
-    return model
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -102,7 +93,7 @@ def test_a_few_training_steps_move_the_gates():
 def test_the_spec_rebuilds_the_model_for_every_later_command():
     model = create_model("torchvision:resnet18", num_classes=10)
     learn_groups(model, "layer3.*")
-    _random_gates(model)
+    random_dgconv_gates(model)
     rebuilt = build_model(model.prunex_spec, model.state_dict()).eval()
     with torch.no_grad():
         assert torch.equal(rebuilt(X), model.eval()(X))
@@ -125,7 +116,7 @@ def _compresses_exactly_and_exports(model, tmp_path):
 def test_a_users_own_network_compresses_exactly_and_exports(tmp_path):
     model = create_model("tests.models.user_builder:small_cnn", num_classes=5)
     learn_groups(model)
-    report = _compresses_exactly_and_exports(randomise_batchnorm(_random_gates(model)).eval(), tmp_path)
+    report = _compresses_exactly_and_exports(randomise_batchnorm(random_dgconv_gates(model)).eval(), tmp_path)
     assert [g["layer"] for g in report["groups"]] == ["3"]  # the second conv; the first reads 3 channels
 
 
@@ -135,7 +126,7 @@ def test_torchvision_networks_compress_exactly_and_export_to_onnx(name, tmp_path
     options, _ = MODELS[name]
     model = _torchvision(name)
     learn_groups(model, **options)
-    _compresses_exactly_and_exports(_random_gates(model).eval(), tmp_path)
+    _compresses_exactly_and_exports(random_dgconv_gates(model).eval(), tmp_path)
 
 
 def test_a_model_that_does_not_trace_is_one_error_naming_the_module():

@@ -29,6 +29,16 @@ def set_dgconv_gates(model: nn.Module, patterns) -> None:
             layer.gate.copy_(torch.tensor([1e-8 if g else -1e-8 for g in gates]))
 
 
+def random_dgconv_gates(model: nn.Module, seed: int = 1) -> nn.Module:
+    """Every DGConv's gates at random signs: a random grouping in every layer."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, DGConv2d):
+            with torch.no_grad():
+                m.gate.copy_(torch.where(torch.randint(0, 2, (m.num_gates,), generator=g).bool(), 1e-8, -1e-8))
+    return model
+
+
 class FunctionPass(GraphPass):
     """A pass made from a function (for tests that need a pass that does something particular, e.g. breaks)."""
 

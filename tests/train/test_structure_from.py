@@ -11,18 +11,13 @@ from prunex.models.from_checkpoint import model_from_checkpoint
 from prunex.models.structure import apply_structure, learned_groups
 from prunex.nn.dgconv import DGConv2d
 from prunex.passes import compress
+from tests.passes.helpers import random_dgconv_gates
 
 TINY = ["--model", "g_resnext_cifar", "-a", "depth=11", "-a", "cardinality=4", "-a", "bottleneck_width=4"]
 
 
 def _learned(seed=1):
-    model = create_model("g_resnext_cifar", depth=11, cardinality=4, bottleneck_width=4)
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, DGConv2d):
-            with torch.no_grad():
-                m.gate.copy_(torch.where(torch.randint(0, 2, (m.num_gates,), generator=g).bool(), 1e-8, -1e-8))
-    return model
+    return random_dgconv_gates(create_model("g_resnext_cifar", depth=11, cardinality=4, bottleneck_width=4), seed)
 
 
 def test_each_dgconv_becomes_a_plain_conv_with_its_learned_group_count():
