@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
 from prunex.models.registry import register_model
+from prunex.nn.init import he_init_
 from prunex.nn.multi_residual import BLOCK_KINDS, MultiResidualBlock
 
 MULTIRESNET_PAPER = (
@@ -114,7 +115,7 @@ def multiresnet_cifar(
     in_chans: int = 3,
 ) -> MultiResNetCifar:
     """Multi-ResNet (depth, k): pre-activation blocks y = x + Σ_{i=1..k} f_i(x)."""
-    return MultiResNetCifar(
+    model = MultiResNetCifar(
         depth=depth,
         k=k,
         block=block,
@@ -123,3 +124,4 @@ def multiresnet_cifar(
         num_classes=num_classes,
         in_chans=in_chans,
     )
+    return he_init_(model)  # "initialized as in [9]" (§V): He et al.

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
 from prunex.models.registry import register_model
+from prunex.nn.init import he_init_
 from prunex.nn.sparse_aggregation import AGGREGATIONS, SparseAggregation, aggregated_channels
 
 SPARSENET_PAPER = "Zhu et al., Sparsely Aggregated Convolutional Networks, ECCV 2018"
@@ -184,6 +185,7 @@ def sparsenet_cifar(
     if isinstance(growth, list):
         growth = tuple(growth)
     plan = sparsenet_plan(depth, growth, bottleneck, compression, aggregation, base, stem_width)
-    return SparseNetCifar(
+    model = SparseNetCifar(
         plan, bottleneck=bottleneck, aggregation=aggregation, base=base, num_classes=num_classes, in_chans=in_chans
     )
+    return he_init_(model)  # §4: He et al.'s initialisation

@@ -676,7 +676,7 @@ def explain(problem: Problem, solution: Solution) -> list[KeptGather]:
             continue
         try:
             assign(problem, solution.removed | {i}, held)
-            reason = "(no single order serves every constraint it meets)"
+            reason = "every constraint it meets at once"  # each alone is satisfiable; together they are not
         except Infeasible as err:
             reason = err.node
         kept.append(KeptGather(g.node.name, reason))
