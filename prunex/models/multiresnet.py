@@ -125,3 +125,77 @@ def multiresnet_cifar(
         in_chans=in_chans,
     )
     return he_init_(model)  # "initialized as in [9]" (§V): He et al.
+
+
+# Pre-activation ResNets of He et al. for ImageNet: block kind and blocks per stage by depth.
+IMAGENET_LAYOUTS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+    200: ("bottleneck", (3, 24, 36, 3)),
+}
+
+
+def multiresnet_imagenet_stages(depth: int) -> list[tuple[int, int, int]]:
+    """(in, out, stride) of every block: stage widths 64, 128, 256, 512 (× 4 at bottleneck outputs)."""
+    if depth not in IMAGENET_LAYOUTS:
+        raise ValueError(f"depth must be one of {sorted(IMAGENET_LAYOUTS)} (He et al.'s ImageNet ResNets), got {depth}")
+    block, blocks = IMAGENET_LAYOUTS[depth]
+    expansion = 1 if block == "basic" else 4
+    specs, c = [], 64
+    for stage, n in enumerate(blocks):
+        out = (64 << stage) * expansion
+        for i in range(n):
+            specs.append((c, out, 2 if stage > 0 and i == 0 else 1))
+            c = out
+    return specs
+
+
+class MultiResNetImageNet(nn.Module):
+    """conv7×7/2 → BN-ReLU → max-pool 3×3/2 → multi-residual blocks → BN-ReLU → average pool → linear."""
+
+    def __init__(self, *, depth: int, k: int, num_classes: int, in_chans: int) -> None:
+        super().__init__()
+        specs = multiresnet_imagenet_stages(depth)
+        block = IMAGENET_LAYOUTS[depth][0]
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chans, 64, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        self.blocks = nn.Sequential(*(MultiResidualBlock(i, o, k=k, stride=s, kind=block) for i, o, s in specs))
+        width = specs[-1][1]
+        self.head_norm = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.head_norm(self.blocks(self.stem(x)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def multiresnet_imagenet_complexity(*, depth, k, num_classes, in_chans, image_size: int = 224) -> Complexity:
+    block = IMAGENET_LAYOUTS[depth][0] if depth in IMAGENET_LAYOUTS else "basic"
+    cx = cxm.batchnorm2d(cxm.conv2d(Complexity(image_size, image_size), in_chans, 64, 7, stride=2), 64)
+    cx = cxm.pool(cx, 3, 2, padding=1)
+    for c_in, c_out, stride in multiresnet_imagenet_stages(depth):
+        increases = c_in != c_out or stride != 1
+        at = cx.fresh()
+        unit = _function_complexity(at, c_in, c_out, stride, block, preact=not increases).scaled(k)
+        if increases:
+            unit = unit.plus(cxm.conv2d(cxm.batchnorm2d(at, c_in), c_in, c_out, 1, stride=stride))
+        cx = cx.then(unit)
+    width = multiresnet_imagenet_stages(depth)[-1][1]
+    return cxm.linear(cxm.global_pool(cxm.batchnorm2d(cx, width)), width, num_classes)
+
+
+@register_model(paper=MULTIRESNET_PAPER, complexity=multiresnet_imagenet_complexity)
+def multiresnet_imagenet(
+    *, depth: int = 18, k: int = 2, num_classes: int = 1000, in_chans: int = 3
+) -> MultiResNetImageNet:
+    """Multi-ResNet for ImageNet (Table IV: depth 18 and 101 with k = 2): He et al.'s pre-activation ResNet whose
+    blocks hold k residual functions."""
+    model = MultiResNetImageNet(depth=depth, k=k, num_classes=num_classes, in_chans=in_chans)
+    return he_init_(model)  # "initialized as in [9]" (§V): He et al.

@@ -60,8 +60,8 @@ def default_reference(spec: dict[str, Any]) -> Reference | None:
         return Reference("resnext_cifar", {**widths, **classes})
     if name == "g_resnext_cifar":
         return Reference("resnext29_cifar", {**_keep(kwargs, "depth", "cardinality", "bottleneck_width"), **classes})
-    if name == "multiresnet_cifar":
-        return Reference("multiresnet_cifar", {**kwargs, "k": 1})
+    if name in ("multiresnet_cifar", "multiresnet_imagenet"):
+        return Reference(name, {**kwargs, "k": 1})
     return None
 
 

@@ -6,8 +6,9 @@
   connectivity frozen at top-K: 100 epochs at 0.1, 50 at 0.01, 50 at 0.001; batch 128, weight decay 5e-4,
   momentum 0.9. ImageNet: 4 × 30 epochs at 0.1 (masks 0.2), 0.1, 0.01, 0.001, weight decay 1e-4, batch 256.
 - DGConv (G-ResNeXt): SGD momentum 0.9, weight decay 1e-4, cosine LR; resource constraint b = 32, α = −0.02.
-- Multi-ResNet: 200 epochs, LR 0.1 divided by 10 at epochs 81 and 122 with Nesterov momentum 0.9 (the authors'
-  code; the paper states no schedule), weight decay 1e-4, batch 128.
+- Multi-ResNet: ImageNet 90 epochs, LR 0.1 divided by 10 every 30, batch 256; CIFAR 200 epochs, LR 0.1 divided
+  by 10 at epochs 81 and 122 with Nesterov momentum 0.9 (the authors' code; the paper states no schedule), batch
+  128; weight decay 1e-4.
 - SparseNet: 300 epochs, LR 0.1 divided by 10 at epochs 150 and 225, Nesterov 0.9, weight decay 1e-4, batch 64.
 
 ``quick`` recipes keep each family's shape (phases, gate learning) at a length that runs in minutes on a CPU.
@@ -80,6 +81,13 @@ def paper_recipe(model: str, dataset: str, learns_groups: bool = False) -> dict[
             nesterov=False,
             budget=32.0,
             alpha=-0.02,
+        )
+    if fam == "multiresnet" and imagenet:  # §V-C: 90 epochs, LR ÷10 every 30, the CIFAR hyper-parameters otherwise
+        return dict(
+            phases=(Phase("train", 90, 0.1, schedule="step", milestones=(1 / 3, 2 / 3)),),
+            batch_size=256,
+            weight_decay=1e-4,
+            nesterov=False,
         )
     if fam == "multiresnet":
         # NOTE: the paper gives 200 epochs, weight decay 1e-4, momentum 0.9 and no schedule; the authors' public code

@@ -27,10 +27,11 @@ SMALL = {
         dict(depth=16, growth=6, aggregation="sum", base=3),
     ],
     "g_resnext_cifar": [dict(depth=11, cardinality=4, bottleneck_width=4)],
+    "multiresnet_imagenet": [dict(depth=18, k=2, num_classes=10)],
     "g_resnext50": [dict(num_classes=10)],
     "g_resnext101": [dict(num_classes=10, groups=8, width_per_group=2)],
 }
-IMAGE = {"g_resnext50": 32, "g_resnext101": 32}
+IMAGE = {"g_resnext50": 32, "g_resnext101": 32, "multiresnet_imagenet": 32}
 
 
 def test_every_registered_model_has_small_configurations():
