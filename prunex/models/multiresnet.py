@@ -49,7 +49,20 @@ def multiresnet_stages(depth: int, block: str, widen: int, blocks_per_stage: tup
     return specs
 
 
-class MultiResNetCifar(nn.Module):
+class MultiResNet(nn.Module):
+    """stem → multi-residual blocks → BN-ReLU → average pool → linear; subclasses build the stem and blocks."""
+
+    stem: nn.Module
+    blocks: nn.Sequential
+    head_norm: nn.Sequential
+    fc: nn.Linear
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.head_norm(self.blocks(self.stem(x)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+class MultiResNetCifar(MultiResNet):
     """stem → multi-residual blocks y = x + Σ_i f_i(x) → BN-ReLU → average pool → linear."""
 
     def __init__(
@@ -71,10 +84,6 @@ class MultiResNetCifar(nn.Module):
         self.head_norm = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
         self.fc = nn.Linear(width, num_classes)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.head_norm(self.blocks(self.stem(x)))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
-
 
 def _function_complexity(cx: Complexity, c_in: int, c_out: int, stride: int, block: str, preact: bool) -> Complexity:
     if preact:
@@ -88,19 +97,26 @@ def _function_complexity(cx: Complexity, c_in: int, c_out: int, stride: int, blo
     return cxm.conv2d(cx, w, c_out, 1)
 
 
-def multiresnet_cifar_complexity(
-    *, depth, k, block, widen, blocks_per_stage, num_classes, in_chans, image_size: int = 32
-) -> Complexity:
-    cx = cxm.conv2d(Complexity(image_size, image_size), in_chans, STEM_WIDTH, 3)
-    for c_in, c_out, stride in multiresnet_stages(depth, block, widen, blocks_per_stage):
+def _blocks_and_head_complexity(cx: Complexity, specs, block: str, k: int, num_classes: int) -> Complexity:
+    """Multi-residual blocks (k functions; a dimension-increasing block's shared BN and 1×1 projection), then the
+    BN-ReLU-pool-linear head."""
+    for c_in, c_out, stride in specs:
         increases = c_in != c_out or stride != 1
         at = cx.fresh()
         unit = _function_complexity(at, c_in, c_out, stride, block, preact=not increases).scaled(k)
         if increases:
             unit = unit.plus(cxm.conv2d(cxm.batchnorm2d(at, c_in), c_in, c_out, 1, stride=stride))
         cx = cx.then(unit)
-    width = multiresnet_stages(depth, block, widen, blocks_per_stage)[-1][1]
+    width = specs[-1][1]
     return cxm.linear(cxm.global_pool(cxm.batchnorm2d(cx, width)), width, num_classes)
+
+
+def multiresnet_cifar_complexity(
+    *, depth, k, block, widen, blocks_per_stage, num_classes, in_chans, image_size: int = 32
+) -> Complexity:
+    cx = cxm.conv2d(Complexity(image_size, image_size), in_chans, STEM_WIDTH, 3)
+    specs = multiresnet_stages(depth, block, widen, blocks_per_stage)
+    return _blocks_and_head_complexity(cx, specs, block, k, num_classes)
 
 
 @register_model(paper=MULTIRESNET_PAPER, complexity=multiresnet_cifar_complexity)
@@ -153,7 +169,7 @@ def multiresnet_imagenet_stages(depth: int) -> list[tuple[int, int, int]]:
     return specs
 
 
-class MultiResNetImageNet(nn.Module):
+class MultiResNetImageNet(MultiResNet):
     """conv7×7/2 → BN-ReLU → max-pool 3×3/2 → multi-residual blocks → BN-ReLU → average pool → linear."""
 
     def __init__(self, *, depth: int, k: int, num_classes: int, in_chans: int) -> None:
@@ -171,24 +187,12 @@ class MultiResNetImageNet(nn.Module):
         self.head_norm = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
         self.fc = nn.Linear(width, num_classes)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.head_norm(self.blocks(self.stem(x)))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
-
 
 def multiresnet_imagenet_complexity(*, depth, k, num_classes, in_chans, image_size: int = 224) -> Complexity:
     block = IMAGENET_LAYOUTS[depth][0] if depth in IMAGENET_LAYOUTS else "basic"
     cx = cxm.batchnorm2d(cxm.conv2d(Complexity(image_size, image_size), in_chans, 64, 7, stride=2), 64)
     cx = cxm.pool(cx, 3, 2, padding=1)
-    for c_in, c_out, stride in multiresnet_imagenet_stages(depth):
-        increases = c_in != c_out or stride != 1
-        at = cx.fresh()
-        unit = _function_complexity(at, c_in, c_out, stride, block, preact=not increases).scaled(k)
-        if increases:
-            unit = unit.plus(cxm.conv2d(cxm.batchnorm2d(at, c_in), c_in, c_out, 1, stride=stride))
-        cx = cx.then(unit)
-    width = multiresnet_imagenet_stages(depth)[-1][1]
-    return cxm.linear(cxm.global_pool(cxm.batchnorm2d(cx, width)), width, num_classes)
+    return _blocks_and_head_complexity(cx, multiresnet_imagenet_stages(depth), block, k, num_classes)
 
 
 @register_model(paper=MULTIRESNET_PAPER, complexity=multiresnet_imagenet_complexity)
