@@ -42,18 +42,15 @@ class GroupLearning:
     budget: float | None = None
 
     @classmethod
-    def parse(cls, text: str, budget: float | None = None) -> GroupLearning:
+    def parse(cls, text: str) -> GroupLearning:
         """``spatial`` / ``pointwise`` / ``depthwise`` and name patterns, comma-separated (``spatial,layer4.*``)."""
         items = [t.strip() for t in text.split(",") if t.strip()]
         kinds = {k.value for k in ConvKind}
-        return cls(tuple(t for t in items if t not in kinds), "pointwise" in items, "depthwise" in items, budget=budget)
+        return cls(tuple(t for t in items if t not in kinds), "pointwise" in items, "depthwise" in items)
 
     def kinds(self) -> set[ConvKind]:
-        return (
-            {ConvKind.SPATIAL}
-            | ({ConvKind.POINTWISE} if self.pointwise else set())
-            | ({ConvKind.DEPTHWISE} if self.depthwise else set())
-        )
+        chosen = {ConvKind.SPATIAL: True, ConvKind.POINTWISE: self.pointwise, ConvKind.DEPTHWISE: self.depthwise}
+        return {kind for kind, wanted in chosen.items() if wanted}
 
     def as_dict(self) -> dict:
         return {**asdict(self), "where": list(self.where)}

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
-from torchvision.models import get_model
 from torchvision.models import list_models as torchvision_models
 from torchvision.models import resnet as tv_resnet
 
@@ -88,16 +87,14 @@ def choose_reference(choice: str, spec: dict[str, Any]) -> Reference | None:
 def build_reference(reference: Reference) -> nn.Module:
     """The reference network with random weights, in eval mode."""
     kwargs = dict(reference.kwargs)
-    if reference.name.startswith(TORCHVISION):
-        name = reference.name.removeprefix(TORCHVISION)
-        for depth, layers in (("50", [3, 4, 6, 3]), ("101", [3, 4, 23, 3])):
-            prefix = f"resnext{depth}_"
-            if name.startswith(prefix) and name not in torchvision_models():  # other groups / widths than torchvision's
-                groups, width = (int(v) for v in name.removeprefix(prefix).removesuffix("d").split("x"))
-                model = tv_resnet.ResNet(tv_resnet.Bottleneck, layers, groups=groups, width_per_group=width, **kwargs)
-                return model.eval()
-        return get_model(name, weights=None, **kwargs).eval()
+    name = reference.name.removeprefix(TORCHVISION)
+    unbuilt = reference.name.startswith(TORCHVISION) and name not in torchvision_models()
+    for depth, layers in (("50", [3, 4, 6, 3]), ("101", [3, 4, 23, 3])):
+        prefix = f"resnext{depth}_"
+        if unbuilt and name.startswith(prefix):  # torchvision's ResNeXt at other groups / widths than it builds
+            groups, width = (int(v) for v in name.removeprefix(prefix).removesuffix("d").split("x"))
+            return tv_resnet.ResNet(tv_resnet.Bottleneck, layers, groups=groups, width_per_group=width, **kwargs).eval()
     if reference.name == "resnext29_cifar":
         kwargs = {"depth": 29, "cardinality": 8, "bottleneck_width": 16, "num_classes": 10, "in_chans": 3, **kwargs}
         return CifarResNeXt(**kwargs).eval()
-    return create_model(reference.name, **kwargs).eval()
+    return create_model(reference.name, **kwargs).eval()  # registered, torchvision:NAME or module:function

@@ -142,29 +142,30 @@ def _renamer(model: nn.Module, to_global: bool):
     return rename
 
 
-def _full_order(model: nn.Module, local_names: list[str], k_of: dict[str, int]) -> list[str]:
-    """The names an unsharded model lists, in its order: each block's local function run is replaced by every
-    function's names, function by function (all functions of a block have the same structure)."""
+def _full_order(model: nn.Module, local_names: list[str], size: int) -> list[str]:
+    """The names an unsharded model lists, in its order: each block's local function run is replaced by every one
+    of its k = size · (local functions) functions' names, function by function (they have the same structure)."""
     rename = _renamer(model, to_global=True)
+    blocks = [(_function_key(n), n, len(b.function_ids) * size) for n, b in multi_residual_blocks(model)]
     out: list[str] = []
     done: set[str] = set()
-    patterns = [(_function_key(n), n) for n in k_of]
     for key in local_names:
-        for pattern, name in patterns:
-            match = pattern.match(key)
-            if match:
+        for pattern, name, k in blocks:
+            if pattern.match(key):
                 if name not in done:
                     done.add(name)
                     suffixes = [m[2] for m in map(pattern.match, local_names) if m and int(m[1]) == 0]
-                    out += [f"{name}.functions.{g}.{s}" for g in range(k_of[name]) for s in suffixes]
+                    out += [f"{name}.functions.{g}.{s}" for g in range(k) for s in suffixes]
                 break
         else:
             out.append(rename(key))
     return out
 
 
-def _total_functions(model: nn.Module, group: BranchGroup) -> dict[str, int]:
-    return {n: len(b.function_ids) * group.size for n, b in multi_residual_blocks(model)}
+def _global_names(model: nn.Module) -> dict[int, str]:
+    """id(parameter) → its name in the unsharded model."""
+    rename = _renamer(model, to_global=True)
+    return {id(p): rename(n) for n, p in model.named_parameters()}
 
 
 def _gather(group: BranchGroup, obj: Any) -> list[Any]:
@@ -182,8 +183,7 @@ def full_state_dict(model: nn.Module, group: BranchGroup) -> dict[str, Tensor]:
     merged: dict[str, Tensor] = {}
     for part in _gather(group, local):
         merged.update(part)
-    order = _full_order(model, list(model.state_dict()), _total_functions(model, group))
-    return {k: merged[k] for k in order}
+    return {k: merged[k] for k in _full_order(model, list(model.state_dict()), group.size)}
 
 
 def shard_state_dict(model: nn.Module, full: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -194,16 +194,10 @@ def shard_state_dict(model: nn.Module, full: dict[str, Tensor]) -> dict[str, Ten
 
 def _full_parameter_groups(model: nn.Module, optimizer: torch.optim.Optimizer, group: BranchGroup) -> list[list[str]]:
     """The global names of each optimizer group's parameters, in the order an unsharded model's groups list them."""
-    local_names = [n for n, _ in model.named_parameters()]
-    order = _full_order(model, local_names, _total_functions(model, group))
-    own_group = {}
-    index = {id(p): g for g, pg in enumerate(optimizer.param_groups) for p in pg["params"]}
-    rename = _renamer(model, to_global=True)
-    for n, p in model.named_parameters():
-        if id(p) in index:
-            own_group[rename(n)] = index[id(p)]
+    names = _global_names(model)
+    own_group = {names[id(p)]: g for g, pg in enumerate(optimizer.param_groups) for p in pg["params"]}
     groups: list[list[str]] = [[] for _ in optimizer.param_groups]
-    for name in order:
+    for name in _full_order(model, [n for n, _ in model.named_parameters()], group.size):
         g = own_group.get(name)
         if g is None:  # another rank's function: the group of the same parameter in this rank's first function
             g = own_group.get(_as_own(model, name))
@@ -220,11 +214,22 @@ def _as_own(model: nn.Module, global_name: str) -> str:
     return global_name
 
 
+def _indexed(groups: list[tuple[dict[str, Any], list[str]]], states: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer state dict from (group settings, member names) in order and the states by name: parameters
+    numbered consecutively across groups, as ``torch.optim.Optimizer.state_dict`` numbers them."""
+    index, param_groups, state = 0, [], {}
+    for settings, members in groups:
+        ids = list(range(index, index + len(members)))
+        param_groups.append({**settings, "params": ids})
+        state |= {i: states[n] for i, n in zip(ids, members, strict=True) if n in states}
+        index += len(members)
+    return {"state": state, "param_groups": param_groups}
+
+
 def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, group: BranchGroup) -> dict[str, Any]:
     """The optimizer state dict an unsharded run would have (a collective over the group)."""
     local = optimizer.state_dict()
-    rename = _renamer(model, to_global=True)
-    names = {id(p): rename(n) for n, p in model.named_parameters()}
+    names = _global_names(model)
     flat = [names[id(p)] for pg in optimizer.param_groups for p in pg["params"]]
     states = {
         flat[i]: {k: v.cpu() if torch.is_tensor(v) else v for k, v in s.items()} for i, s in local["state"].items()
@@ -233,30 +238,16 @@ def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, gro
     for part in _gather(group, states):
         merged.update(part)
     full_groups = _full_parameter_groups(model, optimizer, group)
-    index, param_groups, state = 0, [], {}
-    for pg, members in zip(local["param_groups"], full_groups, strict=True):
-        ids = list(range(index, index + len(members)))
-        param_groups.append({**pg, "params": ids})
-        state |= {i: merged[n] for i, n in zip(ids, members, strict=True) if n in merged}
-        index += len(members)
-    return {"state": state, "param_groups": param_groups}
+    return _indexed(list(zip(local["param_groups"], full_groups, strict=True)), merged)
 
 
 def shard_optimizer_state(
     model: nn.Module, optimizer: torch.optim.Optimizer, full: dict[str, Any], group: BranchGroup
 ) -> dict[str, Any]:
     """This rank's part of an unsharded optimizer state dict (for ``optimizer.load_state_dict``)."""
-    full_groups = _full_parameter_groups(model, optimizer, group)
     by_name = {}
-    for pg, members in zip(full["param_groups"], full_groups, strict=True):
+    for pg, members in zip(full["param_groups"], _full_parameter_groups(model, optimizer, group), strict=True):
         by_name |= {n: full["state"][i] for i, n in zip(pg["params"], members, strict=True) if i in full["state"]}
-    rename = _renamer(model, to_global=True)
-    names = {id(p): rename(n) for n, p in model.named_parameters()}
-    index, param_groups, state = 0, [], {}
-    for pg_full, pg in zip(full["param_groups"], optimizer.param_groups, strict=True):
-        members = [names[id(p)] for p in pg["params"]]
-        ids = list(range(index, index + len(members)))
-        param_groups.append({**pg_full, "params": ids})
-        state |= {i: by_name[n] for i, n in zip(ids, members, strict=True) if n in by_name}
-        index += len(members)
-    return {"state": state, "param_groups": param_groups}
+    names = _global_names(model)
+    own = [[names[id(p)] for p in pg["params"]] for pg in optimizer.param_groups]
+    return _indexed(list(zip(full["param_groups"], own, strict=True)), by_name)

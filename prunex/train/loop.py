@@ -84,6 +84,7 @@ class Trainer:
         self.data = load_dataset(config.dataset, config.data_root, image_size=config.image_size, augment=config.augment)
         if resume is not None:
             self.model = build_model(ckpt["spec"], ckpt["state_dict"])
+            self._check_branch_layout()  # before the run directory is taken
             self._continue_run(ckpt)
         else:
             kwargs = model_kwargs_for(config.model, config.model_kwargs, self.data.info)
@@ -94,7 +95,6 @@ class Trainer:
             self._check_branch_layout()
             self.run_dir = self._claim_run_dir()
         if self.ctx.branch is not None:
-            self._check_branch_layout()
             shard_branches(self.model, self.ctx.branch)
         self.channels_last = self.ctx.device.type == "cuda" if config.channels_last is None else config.channels_last
         self.model.to(self.ctx.device)
