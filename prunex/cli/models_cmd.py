@@ -32,16 +32,18 @@ def models(
 
 
 def papers_table() -> Table:
-    table = Table(title="parameter counts: papers vs prunex (analytic, training-time)")
-    for col in ("paper", "table", "configuration", "paper says", "prunex", "verdict", "note"):
+    table = Table(title="parameter counts (and FLOPs where printed): papers vs prunex (analytic, training-time)")
+    for col in ("paper", "table", "configuration", "paper says", "prunex", "verdict", "GFLOPs paper / prunex", "note"):
         table.add_column(col)
     for row in PAPER_ROWS:
         count = row.count()
         if count is None:
-            table.add_row(row.paper, row.table, row.label, f"{row.printed}M", "-", "not comparable", row.note)
+            table.add_row(row.paper, row.table, row.label, f"{row.printed}M", "-", "not comparable", "", row.note)
             continue
         verdict, rel = compare(row.printed, count)
-        colour = "red" if verdict == "differs" else "green"
+        colour = "green" if verdict != "differs" else "yellow" if not row.reproduced else "red"
+        gflops = row.gflops()
+        flops = "" if gflops is None else f"{row.printed_gflops} / {gflops:.2f}"
         table.add_row(
             row.paper,
             row.table,
@@ -49,6 +51,7 @@ def papers_table() -> Table:
             f"{row.printed}M",
             f"{count:,}",
             f"[{colour}]{verdict} ({rel:+.1%})[/{colour}]",
+            flops,
             row.note,
         )
     return table

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from prunex.models.maskconnect import MaskConnectCifar
+from prunex.models.maskconnect import MaskConnectNet
 from prunex.models.sparsenet import SparseNetCifar, SparseStage
 from prunex.nn.dgconv import DGConv2d
 from prunex.nn.multi_residual import MultiResidualBlock
@@ -53,7 +53,7 @@ class SparseStageLinks:
 
 
 def connectivity(model: nn.Module) -> Connectivity | None:
-    if not isinstance(model, MaskConnectCifar):
+    if not isinstance(model, MaskConnectNet):
         return None
     masks = [m.gates.binary_mask().detach().cpu() for m in model.stages[1:]]
     first = model.stages[0]

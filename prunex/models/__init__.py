@@ -1,7 +1,15 @@
 """Model zoo: a registry of the papers' families and thin builders (``create_model``, ``list_models``)."""
 
 # Importing the family modules registers their builders.
-from prunex.models import g_resnext, maskconnect, multiresnet, resnext_cifar, sparsenet  # noqa: F401
+from prunex.models import (  # noqa: F401
+    g_resnext,
+    maskconnect,
+    multiresnet,
+    resnext_cifar,
+    sparsenet,
+    sparsenet_imagenet,
+    sparsenet_plus,
+)
 from prunex.models.complexity import Complexity, count_parameters
 from prunex.models.g_resnext import from_torchvision_resnext
 from prunex.models.learn_groups import GroupLearning, LearnedGroups, learn_groups

@@ -1,5 +1,6 @@
-"""MaskConnect for CIFAR (Ahmed & Torresani): ResNeXt modules whose blocks learn which K of the C branch
-outputs of the previous module they read.
+"""MaskConnect (Ahmed & Torresani): ResNeXt modules whose blocks learn which K of the C branch outputs of the
+previous module they read. CIFAR {D, w, C} (Table 5; Mini-ImageNet's Table 6 adds a max-pool to the stem) and
+ImageNet {50 | 101, w, C} (§3.2, E.2: the ResNeXt-50 / 101 layouts of Xie et al., K = C/2).
 
 Block j of module i computes y_j = ReLU(P(x_j) + F_j(x_j)) with x_j = (1/K)·Σ_k m_jk · y_k^(i−1); module 1 reads
 the stem output; the classifier reads (1/C)·Σ_k y_k of the last module. P is a projection shared by the module's
@@ -22,11 +23,13 @@ import torch
 from torch import Tensor, nn
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
+from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
 from prunex.models.registry import register_model
 from prunex.models.resnext_cifar import (
     MASKCONNECT_PAPER,
     ModuleSpec,
+    modules_complexity,
     multibranch_complexity,
     multibranch_modules,
     stem,
@@ -41,6 +44,7 @@ from prunex.nn.block_batching import (
     sum_blocks,
 )
 from prunex.nn.branch_gates import BranchGates, Connectivity, aggregate_branches, aggregate_branches_stacked
+from prunex.nn.init import he_init_
 from prunex.nn.residual import BottleneckFunction, Projection, shortcut
 
 
@@ -83,27 +87,23 @@ class MaskConnectModule(nn.Module):
         return nn.functional.relu(s + bottlenecks(self.blocks, x))
 
 
-class MaskConnectCifar(nn.Module):
+class MaskConnectNet(nn.Module):
     """stem → modules of C gated blocks → mean of the last module's outputs → average pool → linear."""
 
     def __init__(
         self,
         *,
-        depth: int,
-        bottleneck_width: int,
+        stem: nn.Module,
+        specs: list[ModuleSpec],
         cardinality: int,
         fan_in: int,
         connectivity: Connectivity | str,
         num_classes: int,
-        in_chans: int,
-        stem_width: int | None,
-        out_width: int | None,
         seed: int | None,
     ) -> None:
         super().__init__()
-        stem_ch, specs = multibranch_modules(depth, bottleneck_width, stem_width, out_width)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        self.stem = stem(in_chans, stem_ch)
+        self.stem = stem
         self.stages = nn.ModuleList(
             MaskConnectModule(
                 s,
@@ -156,16 +156,19 @@ class MaskConnectCifar(nn.Module):
         return active[::-1]
 
 
-def _resolve_fan_in(cardinality: int, fan_in: int | None, connectivity: str) -> int:
+def _resolve_fan_in(cardinality: int, fan_in: int | None, connectivity: str, learned_default: int) -> int:
     if Connectivity(connectivity) is Connectivity.FIXED_FULL:
         return cardinality if fan_in is None else fan_in
-    return min(4, cardinality) if fan_in is None else fan_in
+    return learned_default if fan_in is None else fan_in
+
+
+def _gates_per_module(cardinality: int, connectivity: str) -> int:
+    return cardinality * cardinality if Connectivity(connectivity) is Connectivity.LEARNED else 0
 
 
 def maskconnect_cifar_complexity(*, fan_in, connectivity, seed, **kwargs) -> Complexity:
-    learned = Connectivity(connectivity) is Connectivity.LEARNED
-    c = kwargs["cardinality"]
-    return multibranch_complexity(**kwargs, gates_per_module=c * c if learned else 0, projection_per_block=True)
+    gates = _gates_per_module(kwargs["cardinality"], connectivity)
+    return multibranch_complexity(**kwargs, gates_per_module=gates, projection_per_block=True)
 
 
 @register_model(paper=MASKCONNECT_PAPER, complexity=maskconnect_cifar_complexity)
@@ -180,18 +183,81 @@ def maskconnect_cifar(
     in_chans: int = 3,
     stem_width: int | None = None,
     out_width: int | None = None,
+    stem_pool: bool = False,
     seed: int | None = None,
-) -> MaskConnectCifar:
-    """MaskConnect {D, w, C} with fan-in K (default 4; K = C for fixed_full): x_j = Σ_k m_jk·y_k."""
-    return MaskConnectCifar(
-        depth=depth,
-        bottleneck_width=bottleneck_width,
+) -> MaskConnectNet:
+    """MaskConnect {D, w, C} with fan-in K (default 4; K = C for fixed_full): x_j = Σ_k m_jk·y_k. ``stem_pool``:
+    the Mini-ImageNet network (Table 6), a 3×3/2 max-pool after the first conv."""
+    stem_ch, specs = multibranch_modules(depth, bottleneck_width, stem_width, out_width)
+    model = MaskConnectNet(
+        stem=stem(in_chans, stem_ch, stem_pool),
+        specs=specs,
         cardinality=cardinality,
-        fan_in=_resolve_fan_in(cardinality, fan_in, connectivity),
+        fan_in=_resolve_fan_in(cardinality, fan_in, connectivity, min(4, cardinality)),
         connectivity=connectivity,
         num_classes=num_classes,
-        in_chans=in_chans,
-        stem_width=stem_width,
-        out_width=out_width,
         seed=seed,
     )
+    return he_init_(model)  # E.1: trained as Xie et al.'s ResNeXt, i.e. with He et al.'s initialisation
+
+
+IMAGENET_LAYOUTS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+
+
+def imagenet_modules(depth: int, bottleneck_width: int) -> list[ModuleSpec]:
+    """Xie et al.'s ResNeXt-50 / 101: stage outputs 256, 512, 1024, 2048, branch widths w·2^s, stride 2 entering
+    stages 2–4 (at the 3×3 conv), after a 64-wide 7×7/2 stem and a 3×3/2 max-pool."""
+    if depth not in IMAGENET_LAYOUTS:
+        raise ValueError(f"depth must be one of {sorted(IMAGENET_LAYOUTS)} (ResNeXt's ImageNet layouts), got {depth}")
+    specs, c = [], 64
+    for stage, n in enumerate(IMAGENET_LAYOUTS[depth]):
+        for i in range(n):
+            specs.append(ModuleSpec(c, bottleneck_width << stage, 256 << stage, 2 if stage > 0 and i == 0 else 1))
+            c = 256 << stage
+    return specs
+
+
+def imagenet_stem(in_chans: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_chans, 64, 7, stride=2, padding=3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1),
+    )
+
+
+def maskconnect_imagenet_complexity(
+    *, depth, bottleneck_width, cardinality, fan_in, connectivity, num_classes, in_chans, seed, image_size: int = 224
+) -> Complexity:
+    specs = imagenet_modules(depth, bottleneck_width)
+    cx = cxm.batchnorm2d(cxm.conv2d(Complexity(image_size, image_size), in_chans, 64, 7, stride=2), 64)
+    cx = cxm.pool(cx, 3, 2, padding=1)
+    gates = _gates_per_module(cardinality, connectivity)
+    cx = modules_complexity(cx, specs, cardinality, gates_per_module=gates, projection_per_block=True)
+    return cxm.linear(cxm.global_pool(cx), specs[-1].out_ch, num_classes)
+
+
+@register_model(paper=MASKCONNECT_PAPER, complexity=maskconnect_imagenet_complexity)
+def maskconnect_imagenet(
+    *,
+    depth: int = 50,
+    bottleneck_width: int = 4,
+    cardinality: int = 32,
+    fan_in: int | None = None,
+    connectivity: str = "learned",
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    seed: int | None = None,
+) -> MaskConnectNet:
+    """MaskConnect {D, w, C} for ImageNet (Table 2: {50,4,32}, {101,4,32}, {101,4,64}) with fan-in K = C/2 by
+    default (K = C for fixed_full): ResNeXt-50 / 101 whose modules' C blocks each read K of the previous C outputs."""
+    model = MaskConnectNet(
+        stem=imagenet_stem(in_chans),
+        specs=imagenet_modules(depth, bottleneck_width),
+        cardinality=cardinality,
+        fan_in=_resolve_fan_in(cardinality, fan_in, connectivity, max(1, cardinality // 2)),
+        connectivity=connectivity,
+        num_classes=num_classes,
+        seed=seed,
+    )
+    return he_init_(model)  # E.2: Xie et al.'s ResNeXt training, He et al.'s initialisation

@@ -97,7 +97,7 @@ def _function_complexity(cx: Complexity, c_in: int, c_out: int, stride: int, blo
     return cxm.conv2d(cx, w, c_out, 1)
 
 
-def _blocks_and_head_complexity(cx: Complexity, specs, block: str, k: int, num_classes: int) -> Complexity:
+def preact_blocks_and_head_complexity(cx: Complexity, specs, block: str, k: int, num_classes: int) -> Complexity:
     """Multi-residual blocks (k functions; a dimension-increasing block's shared BN and 1×1 projection), then the
     BN-ReLU-pool-linear head."""
     for c_in, c_out, stride in specs:
@@ -116,7 +116,7 @@ def multiresnet_cifar_complexity(
 ) -> Complexity:
     cx = cxm.conv2d(Complexity(image_size, image_size), in_chans, STEM_WIDTH, 3)
     specs = multiresnet_stages(depth, block, widen, blocks_per_stage)
-    return _blocks_and_head_complexity(cx, specs, block, k, num_classes)
+    return preact_blocks_and_head_complexity(cx, specs, block, k, num_classes)
 
 
 @register_model(paper=MULTIRESNET_PAPER, complexity=multiresnet_cifar_complexity)
@@ -192,7 +192,7 @@ def multiresnet_imagenet_complexity(*, depth, k, num_classes, in_chans, image_si
     block = IMAGENET_LAYOUTS[depth][0] if depth in IMAGENET_LAYOUTS else "basic"
     cx = cxm.batchnorm2d(cxm.conv2d(Complexity(image_size, image_size), in_chans, 64, 7, stride=2), 64)
     cx = cxm.pool(cx, 3, 2, padding=1)
-    return _blocks_and_head_complexity(cx, multiresnet_imagenet_stages(depth), block, k, num_classes)
+    return preact_blocks_and_head_complexity(cx, multiresnet_imagenet_stages(depth), block, k, num_classes)
 
 
 @register_model(paper=MULTIRESNET_PAPER, complexity=multiresnet_imagenet_complexity)

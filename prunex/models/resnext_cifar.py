@@ -18,6 +18,7 @@ from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
 from prunex.models.registry import register_model
 from prunex.nn.block_batching import bottlenecks, can_batch_bottlenecks, sum_blocks
+from prunex.nn.init import he_init_
 from prunex.nn.residual import BottleneckFunction, shortcut
 
 MASKCONNECT_PAPER = "Ahmed & Torresani, Connectivity Learning in Multi-Branch Networks (MaskConnect), 2017"
@@ -52,8 +53,10 @@ def multibranch_modules(depth: int, bottleneck_width: int, stem_width: int | Non
     return stem, specs
 
 
-def stem(in_chans: int, width: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+def stem(in_chans: int, width: int, pool: bool = False) -> nn.Sequential:
+    """conv3×3 → BN → ReLU, and with ``pool`` a 3×3/2 max-pool (the Mini-ImageNet models of MaskConnect Table 6)."""
+    layers = [nn.Conv2d(in_chans, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    return nn.Sequential(*layers, *([nn.MaxPool2d(3, stride=2, padding=1)] if pool else []))
 
 
 class ResNeXtModule(nn.Module):
@@ -90,10 +93,11 @@ class ResNeXtCifar(nn.Module):
         in_chans: int,
         stem_width: int | None,
         out_width: int | None,
+        stem_pool: bool,
     ) -> None:
         super().__init__()
         stem_ch, specs = multibranch_modules(depth, bottleneck_width, stem_width, out_width)
-        self.stem = stem(in_chans, stem_ch)
+        self.stem = stem(in_chans, stem_ch, stem_pool)
         self.stages = nn.Sequential(*(ResNeXtModule(s, cardinality) for s in specs))
         self.fc = nn.Linear(specs[-1].out_ch, num_classes)
 
@@ -102,27 +106,19 @@ class ResNeXtCifar(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-def multibranch_complexity(
-    *,
-    depth: int,
-    bottleneck_width: int,
+def modules_complexity(
+    cx: Complexity,
+    specs: list[ModuleSpec],
     cardinality: int,
-    num_classes: int,
-    in_chans: int,
-    stem_width: int | None,
-    out_width: int | None,
+    *,
     gates_per_module: int = 0,
     projection_per_block: bool = False,
-    image_size: int = 32,
 ) -> Complexity:
-    """Counts of the Table 5 network.
+    """Counts of modules of C bottleneck residual functions from ``cx`` on.
 
     ``gates_per_module`` counts the mask entries of modules 2…L; ``projection_per_block`` applies a module's
     (shared) projection to each block's own input, as MaskConnect does from module 2 on.
     """
-    stem_ch, specs = multibranch_modules(depth, bottleneck_width, stem_width, out_width)
-    cx = Complexity(image_size, image_size)
-    cx = cxm.batchnorm2d(cxm.conv2d(cx, in_chans, stem_ch, 3), stem_ch)
     for i, s in enumerate(specs):
         at = cx.fresh()
         b = cxm.batchnorm2d(cxm.conv2d(at, s.in_ch, s.width, 1), s.width)
@@ -135,6 +131,32 @@ def multibranch_complexity(
                 proj = proj.add(macs=(cardinality - 1) * proj.macs)
             module = module.plus(proj)
         cx = cx.then(module.add(gates=gates_per_module if i > 0 else 0))
+    return cx
+
+
+def multibranch_complexity(
+    *,
+    depth: int,
+    bottleneck_width: int,
+    cardinality: int,
+    num_classes: int,
+    in_chans: int,
+    stem_width: int | None,
+    out_width: int | None,
+    stem_pool: bool = False,
+    gates_per_module: int = 0,
+    projection_per_block: bool = False,
+    image_size: int = 32,
+) -> Complexity:
+    """Counts of the Table 5 network (Table 6 with ``stem_pool``)."""
+    stem_ch, specs = multibranch_modules(depth, bottleneck_width, stem_width, out_width)
+    cx = Complexity(image_size, image_size)
+    cx = cxm.batchnorm2d(cxm.conv2d(cx, in_chans, stem_ch, 3), stem_ch)
+    if stem_pool:
+        cx = cxm.pool(cx, 3, 2, padding=1)
+    cx = modules_complexity(
+        cx, specs, cardinality, gates_per_module=gates_per_module, projection_per_block=projection_per_block
+    )
     return cxm.linear(cxm.global_pool(cx), specs[-1].out_ch, num_classes)
 
 
@@ -150,9 +172,11 @@ def resnext_cifar(
     in_chans: int = 3,
     stem_width: int | None = None,
     out_width: int | None = None,
+    stem_pool: bool = False,
 ) -> ResNeXtCifar:
-    """ResNeXt {D, w, C} of MaskConnect's Table 5: modules y = ReLU(P(x) + Σ_j F_j(x))."""
-    return ResNeXtCifar(
+    """ResNeXt {D, w, C} of MaskConnect's Table 5 (Table 6, Mini-ImageNet, with ``stem_pool``): modules
+    y = ReLU(P(x) + Σ_j F_j(x))."""
+    model = ResNeXtCifar(
         depth=depth,
         bottleneck_width=bottleneck_width,
         cardinality=cardinality,
@@ -160,4 +184,6 @@ def resnext_cifar(
         in_chans=in_chans,
         stem_width=stem_width,
         out_width=out_width,
+        stem_pool=stem_pool,
     )
+    return he_init_(model)  # Xie et al. train with He et al.'s initialisation (fb.resnet.torch)

@@ -51,10 +51,7 @@ def sparsenet_plan(
     rates = (growth,) * 3 if isinstance(growth, int) else tuple(growth)
     if len(rates) != 3 or min(rates) < 1:
         raise ValueError(f"growth must be one rate or three per-stage rates, got {growth}")
-    per = 6 if bottleneck else 3
-    if (depth - 4) % per or depth < 4 + per:
-        raise ValueError(f"depth must be {per}N + 4 {'with' if bottleneck else 'without'} bottleneck, got {depth}")
-    n = (depth - 4) // per
+    n = layers_per_stage(depth, bottleneck)
     if not 0 < compression <= 1:
         raise ValueError(f"compression must be in (0, 1], got {compression}")
     stem = stem_width or rates[0]
@@ -71,6 +68,23 @@ def sparsenet_plan(
         if s < 2:
             c = rates[s + 1] if aggregation == "sum" else int(out * compression)
     return SparseNetPlan(stem, n, rates, tuple(ins), tuple(outs))
+
+
+def layers_per_stage(depth: int, bottleneck: bool) -> int:
+    """N = (depth − 4)/3, or (depth − 4)/6 with bottleneck layers.
+
+    NOTE: the paper's SparseNet[⊕]-BC-1001 (Table 3) is not 6N + 4; the authors' code takes N = int((depth − 4)/6)
+    = 166, which reproduces the table's 4.62M. An odd depth one above 6N + 4 (or 3N + 4) is read the same way, as
+    ResNet-1001 is named; any other depth is refused.
+    """
+    per = 6 if bottleneck else 3
+    n, rest = divmod(depth - 4, per)
+    if n < 1 or rest not in (0, 1):
+        raise ValueError(
+            f"depth must be {per}N + 4 (or {per}N + 5, read as {per}N + 4) "
+            f"{'with' if bottleneck else 'without'} bottleneck, got {depth}"
+        )
+    return n
 
 
 class SparseLayer(nn.Module):

@@ -1,5 +1,5 @@
-"""He initialisation where the papers state it (Multi-ResNet §V, SparseNet §4), and the Multi-ResNet schedule of
-the authors' code."""
+"""He initialisation where the papers state it (Multi-ResNet §V, SparseNet §4, MaskConnect E.1/E.2 "as ResNeXt"),
+and the Multi-ResNet schedule of the authors' code."""
 
 import math
 
@@ -14,7 +14,16 @@ from prunex.train.schedule import lr_factor
 
 @pytest.mark.parametrize(
     ("name", "kwargs"),
-    [("multiresnet_cifar", {"depth": 14, "k": 2}), ("sparsenet_cifar", {"depth": 40, "growth": 12})],
+    [
+        ("multiresnet_cifar", {"depth": 14, "k": 2}),
+        ("multiresnet_imagenet", {"depth": 18, "k": 2}),
+        ("sparsenet_cifar", {"depth": 40, "growth": 12}),
+        ("sparsenet_plus_cifar", {"depth": 29}),
+        ("sparsenet_imagenet", {"depth": 121, "growth": 16}),
+        ("maskconnect_cifar", {"depth": 20, "bottleneck_width": 4}),
+        ("resnext_cifar", {"depth": 20, "bottleneck_width": 4}),
+        ("maskconnect_imagenet", {"depth": 50, "cardinality": 4}),
+    ],
 )
 def test_he_initialisation_of_the_families_that_state_it(name, kwargs):
     torch.manual_seed(0)
@@ -23,7 +32,7 @@ def test_he_initialisation_of_the_families_that_state_it(name, kwargs):
     assert convs
     for conv in convs:
         fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
-        std = float(conv.weight.std())
+        std = float(conv.weight.detach().std())
         assert std == pytest.approx(math.sqrt(2 / fan_out), rel=0.1)  # PyTorch's default is ~2.4× smaller
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert all(bool((m.weight == 1).all()) and bool((m.bias == 0).all()) for m in norms)

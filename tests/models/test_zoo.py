@@ -15,7 +15,9 @@ SMALL = {
         dict(depth=11, bottleneck_width=4, cardinality=4, fan_in=2),
         dict(depth=20, bottleneck_width=4, cardinality=4, fan_in=1, connectivity="fixed_random"),
         dict(depth=11, bottleneck_width=8, cardinality=3, connectivity="fixed_full"),
+        dict(depth=11, bottleneck_width=4, cardinality=3, fan_in=2, stem_pool=True),
     ],
+    "maskconnect_imagenet": [dict(depth=50, cardinality=2, num_classes=10)],
     "multiresnet_cifar": [
         dict(depth=8, k=3),
         dict(depth=11, k=2, block="bottleneck"),
@@ -26,12 +28,20 @@ SMALL = {
         dict(depth=22, growth=(4, 8, 12), bottleneck=True),
         dict(depth=16, growth=6, aggregation="sum", base=3),
     ],
+    "sparsenet_plus_cifar": [dict(depth=20), dict(depth=29, base=3)],
+    "sparsenet_imagenet": [dict(depth=121, growth=4, num_classes=10)],
     "g_resnext_cifar": [dict(depth=11, cardinality=4, bottleneck_width=4)],
     "multiresnet_imagenet": [dict(depth=18, k=2, num_classes=10)],
     "g_resnext50": [dict(num_classes=10)],
     "g_resnext101": [dict(num_classes=10, groups=8, width_per_group=2)],
 }
-IMAGE = {"g_resnext50": 32, "g_resnext101": 32, "multiresnet_imagenet": 32}
+IMAGE = {
+    "g_resnext50": 32,
+    "g_resnext101": 32,
+    "multiresnet_imagenet": 32,
+    "maskconnect_imagenet": 32,
+    "sparsenet_imagenet": 32,
+}
 
 
 def test_every_registered_model_has_small_configurations():

@@ -1,0 +1,109 @@
+"""SparseNet[⊕] for ImageNet (Zhu et al., Table 4): DenseNet-BC's ImageNet layout with sparse aggregation.
+
+conv7×7/2 → BN-ReLU → max-pool 3×3/2 → four sparse stages of bottleneck layers (BN-ReLU-conv1×1(4k)-BN-ReLU-
+conv3×3(k)), each but the last followed by a compressing transition (BN-ReLU-conv1×1 to half the channels, average
+pool 2) → BN-ReLU → average pool → linear. Layers per stage as DenseNet-121 / 169 / 201 / 264.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from prunex.models import complexity as cxm
+from prunex.models.complexity import Complexity
+from prunex.models.registry import register_model
+from prunex.models.sparsenet import SPARSENET_PAPER, SparseStage, transition
+from prunex.nn.init import he_init_
+from prunex.nn.sparse_aggregation import SparseAggregation, aggregated_channels
+
+LAYOUTS = {121: (6, 12, 24, 16), 169: (6, 12, 32, 32), 201: (6, 12, 48, 32), 264: (6, 12, 64, 48)}
+COMPRESSION = 0.5
+
+
+def stage_channels(depth: int, growth: int, stem_width: int | None, base: int) -> list[tuple[int, int]]:
+    """(channels in, aggregated channels out) of every stage.
+
+    NOTE: the stem is ``growth`` wide by default (DenseNet uses 2k). With a k-wide stem the four networks of Table 4
+    come to 3.44 / 3.72 / 4.11 / 9.15 GFLOPs against the printed 3.46 / 3.74 / 4.13 / 9.19 (a 2k stem: 3.64 /
+    3.92 / 4.30 / 9.50). The printed parameter counts are 18–39 % above this layout's with either stem (an
+    independent reimplementation with the 2k stem also counts 3.25M for SparseNet-121); the paper does not say
+    what holds the difference, which scales with k and the last stage's length at no visible FLOP cost.
+    """
+    if depth not in LAYOUTS:
+        raise ValueError(f"depth must be one of {sorted(LAYOUTS)} (DenseNet's ImageNet layouts), got {depth}")
+    if growth < 1:
+        raise ValueError(f"growth must be >= 1, got {growth}")
+    stages, c = [], stem_width or growth
+    for n in LAYOUTS[depth]:
+        out = aggregated_channels([c] + [growth] * n, base)
+        stages.append((c, out))
+        c = int(out * COMPRESSION)
+    return stages
+
+
+class SparseNetImageNet(nn.Module):
+    """stem → (sparse stage → transition) × 3 → sparse stage → BN-ReLU → average pool → linear."""
+
+    def __init__(self, *, depth: int, growth: int, stem_width: int | None, base: int, num_classes: int, in_chans: int):
+        super().__init__()
+        stages = stage_channels(depth, growth, stem_width, base)
+        stem = stages[0][0]
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chans, stem, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(stem),
+            nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        aggregate = SparseAggregation(base, "concat")
+        body: list[nn.Module] = []
+        for s, (c_in, out) in enumerate(stages):
+            body.append(SparseStage(c_in, growth, LAYOUTS[depth][s], True, aggregate))
+            if s < len(stages) - 1:
+                body.append(transition(out, stages[s + 1][0]))
+        self.body = nn.Sequential(*body)
+        width = stages[-1][1]
+        self.head_norm = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.head_norm(self.body(self.stem(x)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def sparsenet_imagenet_complexity(
+    *, depth, growth, stem_width, base, num_classes, in_chans, image_size: int = 224
+) -> Complexity:
+    stages = stage_channels(depth, growth, stem_width, base)
+    stem = stages[0][0]
+    cx = cxm.batchnorm2d(cxm.conv2d(Complexity(image_size, image_size), in_chans, stem, 7, stride=2), stem)
+    cx = cxm.pool(cx, 3, 2, padding=1)
+    k = growth
+    for s, (c_in, out) in enumerate(stages):
+        channels = [c_in]
+        for _ in range(LAYOUTS[depth][s]):
+            c = aggregated_channels(channels, base)
+            cx = cxm.batchnorm2d(cxm.conv2d(cxm.batchnorm2d(cx, c), c, 4 * k, 1), 4 * k)
+            cx = cxm.conv2d(cx, 4 * k, k, 3)
+            channels.append(k)
+        if s < len(stages) - 1:
+            cx = cxm.pool(cxm.conv2d(cxm.batchnorm2d(cx, out), out, stages[s + 1][0], 1), 2, 2)
+    width = stages[-1][1]
+    return cxm.linear(cxm.global_pool(cxm.batchnorm2d(cx, width)), width, num_classes)
+
+
+@register_model(paper=SPARSENET_PAPER, complexity=sparsenet_imagenet_complexity)
+def sparsenet_imagenet(
+    *,
+    depth: int = 121,
+    growth: int = 32,
+    stem_width: int | None = None,
+    base: int = 2,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+) -> SparseNetImageNet:
+    """SparseNet[⊕]-BC for ImageNet (Table 4: 121 / 169 / 201 with k = 32, 201 with k = 48)."""
+    model = SparseNetImageNet(
+        depth=depth, growth=growth, stem_width=stem_width, base=base, num_classes=num_classes, in_chans=in_chans
+    )
+    return he_init_(model)  # §4: He et al.'s initialisation
