@@ -25,6 +25,8 @@ def train(
         None, "--dataset", "-d", help="digits (default, embedded), cifar10, cifar100, imagefolder, synthetic."
     ),
     data_root: Path = typer.Option(None, "--data-root", help="Directory holding cifar10/cifar100/imagefolder data."),
+    pipeline: str = options.PIPELINE,
+    normalisation: str = options.NORMALISATION,
     recipe: str = typer.Option(
         None, "--recipe", help="auto (paper schedule on CIFAR / image folders, quick otherwise), paper, or quick."
     ),

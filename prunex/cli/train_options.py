@@ -49,3 +49,16 @@ STRUCTURE_FROM = typer.Option(
     help="Retrain from scratch the plain grouped network a DGConv run learned (DGConv's Table 6): the run's "
     "network with each DGConv replaced by a conv of its learned group count, on the run's dataset by default.",
 )
+PIPELINE = typer.Option(
+    None,
+    "--pipeline",
+    help="An image folder's pipeline: imagenet (default: random resized crops of 224, ImageNet standardisation) or "
+    "mini-imagenet (MaskConnect E.3: 84×84 images, mean image subtracted, random 64×64 crops and flips; the "
+    "MaskConnect / ResNeXt CIFAR networks get their max-pool stem). Picks the recipe too.",
+)
+NORMALISATION = typer.Option(
+    None,
+    "--normalisation",
+    help="channel (per-channel mean and std) or pixel-mean (the training split's mean image subtracted). Default: "
+    "the recipe's (pixel-mean for MaskConnect / ResNeXt on CIFAR and Mini-ImageNet, as the paper) or the dataset's.",
+)

@@ -9,13 +9,15 @@ from prunex.data.registry import (
     load_dataset,
     readable_test_images,
 )
-from prunex.data.types import DatasetError, DatasetInfo, LoadedData
+from prunex.data.types import DatasetError, DatasetInfo, ImagePipeline, LoadedData, Normalisation
 
 __all__ = [
     "DATASETS",
     "DatasetError",
     "DatasetInfo",
+    "ImagePipeline",
     "LoadedData",
+    "Normalisation",
     "calibration_batch",
     "default_workers",
     "image_shape",

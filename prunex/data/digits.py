@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 
 from prunex.data.tensor_images import NO_AUGMENTATION, Augmentation, TensorImages
-from prunex.data.types import DatasetInfo, LoadedData
+from prunex.data.types import DatasetInfo, LoadedData, Normalisation
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 
 
-def load_digits(*, augment: bool = True) -> LoadedData:
+def load_digits(*, augment: bool = True, normalisation: Normalisation = Normalisation.CHANNEL) -> LoadedData:
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
@@ -26,7 +26,9 @@ def load_digits(*, augment: bool = True) -> LoadedData:
     n_test = round(TEST_FRACTION * len(labels))
     test_idx, train_idx = order[:n_test], order[n_test:]
     mean, std = float(images[train_idx].mean()), float(images[train_idx].std())
-    info = DatasetInfo("digits", 10, 1, 8)
+    if normalisation is Normalisation.PIXEL_MEAN:
+        mean, std = images[train_idx].mean(0), 1.0
+    info = DatasetInfo("digits", 10, 1, 8, normalisation=normalisation.value)
     shift = Augmentation(pad=1) if augment else NO_AUGMENTATION  # the uncovered border is background (0)
     return LoadedData(
         info,

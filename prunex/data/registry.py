@@ -4,44 +4,64 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import torch
 
-from prunex.data.types import DatasetError, LoadedData
+from prunex.data.types import DatasetError, ImagePipeline, LoadedData, Normalisation
 
 
-def _digits(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:
+@dataclass(frozen=True)
+class Preprocessing:
+    """Choices a dataset's pipeline takes: ``None`` is the dataset's own default."""
+
+    image_size: int | None = None
+    augment: bool = True
+    normalisation: Normalisation | None = None
+    pipeline: ImagePipeline | None = None  # image folders only
+
+
+def _digits(root: Path | None, pre: Preprocessing) -> LoadedData:
     from prunex.data.digits import load_digits
 
-    return load_digits(augment=augment)
+    return load_digits(augment=pre.augment, normalisation=pre.normalisation or Normalisation.CHANNEL)
 
 
-def _synthetic(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:
+def _synthetic(root: Path | None, pre: Preprocessing) -> LoadedData:
     from prunex.data.synthetic import load_synthetic
 
-    return load_synthetic(image_size=image_size or 16)
+    if pre.normalisation not in (None, Normalisation.CHANNEL):
+        raise DatasetError("synthetic images are drawn already standardised; they take no other normalisation")
+    return load_synthetic(image_size=pre.image_size or 16)
 
 
-def _cifar10(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:
+def _cifar10(root: Path | None, pre: Preprocessing) -> LoadedData:
     from prunex.data.cifar import load_cifar
 
-    return load_cifar(root, 10, augment=augment)
+    return load_cifar(root, 10, augment=pre.augment, normalisation=pre.normalisation or Normalisation.CHANNEL)
 
 
-def _cifar100(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:
+def _cifar100(root: Path | None, pre: Preprocessing) -> LoadedData:
     from prunex.data.cifar import load_cifar
 
-    return load_cifar(root, 100, augment=augment)
+    return load_cifar(root, 100, augment=pre.augment, normalisation=pre.normalisation or Normalisation.CHANNEL)
 
 
-def _imagefolder(root: Path | None, image_size: int | None, augment: bool) -> LoadedData:
+def _imagefolder(root: Path | None, pre: Preprocessing) -> LoadedData:
     from prunex.data.imagefolder import load_imagefolder
 
-    return load_imagefolder(root, image_size=image_size or 224, augment=augment)
+    return load_imagefolder(
+        root,
+        image_size=pre.image_size,
+        augment=pre.augment,
+        pipeline=pre.pipeline or ImagePipeline.IMAGENET,
+        normalisation=pre.normalisation,
+    )
 
 
-DATASETS: dict[str, Callable[[Path | None, int | None, bool], LoadedData]] = {
+DATASETS: dict[str, Callable[[Path | None, Preprocessing], LoadedData]] = {
     "digits": _digits,
     "synthetic": _synthetic,
     "cifar10": _cifar10,
@@ -55,13 +75,33 @@ def default_workers() -> int:
     return min(8, os.cpu_count() or 1)
 
 
+def _choice(kind: type[StrEnum], value: str | None):
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(c.value for c in kind)
+        raise DatasetError(f"{kind.__name__.lower()} must be one of {allowed}, got {value!r}") from None
+
+
 def load_dataset(
-    name: str, root: str | Path | None = None, *, image_size: int | None = None, augment: bool = True
+    name: str,
+    root: str | Path | None = None,
+    *,
+    image_size: int | None = None,
+    augment: bool = True,
+    normalisation: Normalisation | str | None = None,
+    pipeline: ImagePipeline | str | None = None,
 ) -> LoadedData:
-    """Train and test splits of a dataset; ``augment`` applies the training augmentation to the train split."""
+    """Train and test splits of a dataset; ``augment`` applies the training augmentation to the train split;
+    ``normalisation`` and (image folders) ``pipeline`` default to the dataset's own."""
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name](Path(root).expanduser() if root is not None else None, image_size, augment)
+    if pipeline is not None and name != "imagefolder":
+        raise DatasetError(f"a pipeline is chosen for image folders only; {name} has its own")
+    pre = Preprocessing(image_size, augment, _choice(Normalisation, normalisation), _choice(ImagePipeline, pipeline))
+    return DATASETS[name](Path(root).expanduser() if root is not None else None, pre)
 
 
 def image_shape(info: dict | None) -> tuple[int, int, int]:
@@ -79,13 +119,32 @@ def readable_test_images(info: dict | None, n: int) -> tuple[torch.Tensor | None
     if not isinstance(info.get("name"), str) or not info["name"]:
         return None, "the checkpoint names no dataset"
     try:
-        return calibration_batch(info["name"], info.get("root"), n), info["name"]
+        batch = calibration_batch(
+            info["name"],
+            info.get("root"),
+            n,
+            image_size=info.get("image_size"),
+            normalisation=info.get("normalisation"),
+            pipeline=info.get("pipeline"),
+        )
+        return batch, info["name"]
     except DatasetError as err:
         return None, f"{info['name']} is not readable here: {err}"
 
 
-def calibration_batch(name: str, root: str | Path | None = None, n: int = 32) -> torch.Tensor:
-    """The first ``n`` test images (no augmentation): real inputs for verifying compiled models."""
-    data = load_dataset(name, root, augment=False)
+def calibration_batch(
+    name: str,
+    root: str | Path | None = None,
+    n: int = 32,
+    *,
+    image_size: int | None = None,
+    normalisation: Normalisation | str | None = None,
+    pipeline: ImagePipeline | str | None = None,
+) -> torch.Tensor:
+    """The first ``n`` test images (no augmentation), preprocessed as in training: real inputs for verifying
+    compiled models."""
+    data = load_dataset(
+        name, root, image_size=image_size, augment=False, normalisation=normalisation, pipeline=pipeline
+    )
     n = min(n, len(data.test))
     return torch.stack([data.test[i][0] for i in range(n)])

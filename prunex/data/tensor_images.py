@@ -64,9 +64,10 @@ def augment(raw: Tensor, augmentation: Augmentation, generator: torch.Generator 
 
 
 class TensorImages(Dataset):
-    """Raw images (N, C, H, W) and labels in memory; x = (raw − mean) / std per channel after augmentation.
+    """Raw images (N, C, H, W) and labels in memory; x = (raw − mean) / std after augmentation.
 
-    ``mean`` and ``std`` are per channel (or one value for all). Indexing gives single standardised images
+    ``mean`` and ``std`` are per channel (or one value for all); ``mean`` may be an image (C, H, W), subtracted
+    pixel by pixel. Indexing gives single standardised images
     (augmented with the global CPU generator), as a ``Dataset`` should; :class:`DeviceBatches` is the fast path.
     """
 
@@ -74,7 +75,7 @@ class TensorImages(Dataset):
         self,
         raw: Tensor,
         labels: Tensor,
-        mean: Sequence[float] | float = 0.0,
+        mean: Sequence[float] | float | Tensor = 0.0,
         std: Sequence[float] | float = 1.0,
         augmentation: Augmentation = NO_AUGMENTATION,
     ) -> None:
@@ -82,7 +83,13 @@ class TensorImages(Dataset):
             raise ValueError(f"expected images (N, C, H, W) and N labels, got {tuple(raw.shape)} and {len(labels)}")
         c = raw.shape[1]
         self.raw, self.labels, self.augmentation = raw, labels.long(), augmentation
-        self.mean = torch.as_tensor(mean, dtype=torch.float32).expand(c).reshape(1, c, 1, 1).clone()
+        mean = torch.as_tensor(mean, dtype=torch.float32)
+        if mean.dim() == 3:
+            if mean.shape != raw.shape[1:]:
+                raise ValueError(f"a mean image must be {tuple(raw.shape[1:])}, got {tuple(mean.shape)}")
+            self.mean = mean.unsqueeze(0).clone()
+        else:
+            self.mean = mean.expand(c).reshape(1, c, 1, 1).clone()
         self.std = torch.as_tensor(std, dtype=torch.float32).expand(c).reshape(1, c, 1, 1).clone()
 
     def __len__(self) -> int:

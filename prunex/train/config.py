@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prunex.artifacts.errors import InputError
+from prunex.data.types import ImagePipeline, Normalisation
 
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -56,6 +57,8 @@ class TrainConfig:
     dataset: str = "digits"
     data_root: str | None = None
     image_size: int | None = None
+    pipeline: str | None = None  # image folders: "imagenet" (default) or "mini-imagenet" (an ImagePipeline value)
+    normalisation: str | None = None  # "channel" or "pixel-mean" (a Normalisation value); None: the dataset's own
     recipe: str = "auto"
     phases: tuple[Phase, ...] = ()
     epochs: int | None = None  # when set, the recipe's phases are rescaled to this many epochs in total
@@ -101,6 +104,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be {rule}, got {value!r}")
         if not isinstance(self.model_kwargs, dict):
             raise ConfigError(f"model_kwargs must be a table of keyword arguments, got {self.model_kwargs!r}")
+        for name, choices in (("pipeline", ImagePipeline), ("normalisation", Normalisation)):
+            value, allowed = getattr(self, name), [c.value for c in choices]
+            if value is not None and value not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.pipeline is not None and self.dataset != "imagefolder":
+            raise ConfigError(f"--pipeline chooses an image folder's pipeline; {self.dataset} has its own")
 
     @property
     def total_epochs(self) -> int:

@@ -81,7 +81,14 @@ class Trainer:
         if not config.phases:
             raise ConfigError("no training phases: pick a recipe or give phases in a config file")
         seed_everything(config.seed + self.ctx.data_rank)  # a branch group's ranks draw the same batches
-        self.data = load_dataset(config.dataset, config.data_root, image_size=config.image_size, augment=config.augment)
+        self.data = load_dataset(
+            config.dataset,
+            config.data_root,
+            image_size=config.image_size,
+            augment=config.augment,
+            normalisation=config.normalisation,
+            pipeline=config.pipeline,
+        )
         if resume is not None:
             self.model = build_model(ckpt["spec"], ckpt["state_dict"])
             self._check_branch_layout()  # before the run directory is taken

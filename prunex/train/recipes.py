@@ -4,7 +4,9 @@
 
 - MaskConnect (and its ResNeXt baseline), CIFAR: 4 phases, 120 epochs at LR 0.1 learning the masks at LR 0.2, then
   connectivity frozen at top-K: 100 epochs at 0.1, 50 at 0.01, 50 at 0.001; batch 128, weight decay 5e-4,
-  momentum 0.9. ImageNet: 4 × 30 epochs at 0.1 (masks 0.2), 0.1, 0.01, 0.001, weight decay 1e-4, batch 256.
+  momentum 0.9, the mean image subtracted (E.1). Mini-ImageNet (``--pipeline mini-imagenet``): the same phases at
+  batch 256 (E.3), the CIFAR networks with their max-pool stem. ImageNet: 4 × 30 epochs at 0.1 (masks 0.2), 0.1,
+  0.01, 0.001, weight decay 1e-4, batch 256.
 - DGConv (G-ResNeXt): SGD momentum 0.9, weight decay 1e-4, cosine LR; resource constraint b = 32, α = −0.02.
 - Multi-ResNet: ImageNet 90 epochs, LR 0.1 divided by 10 every 30, batch 256; CIFAR 200 epochs, LR 0.1 divided
   by 10 at epochs 81 and 122 with Nesterov momentum 0.9 (the authors' code; the paper states no schedule), batch
@@ -19,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prunex.data.types import ImagePipeline, Normalisation
 from prunex.train.config import ConfigError, Phase, TrainConfig, read_config_file, rescale_phases
 
 RECIPES = ("auto", "quick", "paper")
@@ -53,8 +56,15 @@ def _maskconnect_phases(epochs: tuple[int, int, int, int], learn_gates: bool, lr
     )
 
 
-def paper_recipe(model: str, dataset: str, learns_groups: bool = False) -> dict[str, Any]:
-    fam, imagenet = family(model, learns_groups), dataset == "imagefolder"
+def paper_recipe(model: str, dataset: str, learns_groups: bool = False, pipeline: str | None = None) -> dict[str, Any]:
+    fam = family(model, learns_groups)
+    mini = dataset == "imagefolder" and pipeline == ImagePipeline.MINI_IMAGENET.value
+    imagenet = dataset == "imagefolder" and not mini
+    if mini and fam not in ("maskconnect", "resnext"):
+        raise ConfigError(
+            f"no paper trains {model} on Mini-ImageNet (MaskConnect and its ResNeXt baseline do); "
+            "pass phases in a config file or use --recipe quick"
+        )
     if fam in ("maskconnect", "resnext"):
         learn = fam == "maskconnect"
         if imagenet:
@@ -62,7 +72,11 @@ def paper_recipe(model: str, dataset: str, learns_groups: bool = False) -> dict[
                 phases=_maskconnect_phases((30, 30, 30, 30), learn), batch_size=256, weight_decay=1e-4, nesterov=False
             )
         return dict(
-            phases=_maskconnect_phases((120, 100, 50, 50), learn), batch_size=128, weight_decay=5e-4, nesterov=False
+            phases=_maskconnect_phases((120, 100, 50, 50), learn),
+            batch_size=256 if mini else 128,
+            weight_decay=5e-4,
+            nesterov=False,
+            normalisation=Normalisation.PIXEL_MEAN.value,  # E.1, E.3: per-pixel mean subtracted
         )
     if fam == "dgconv":
         epochs = 100 if imagenet else 300
@@ -108,7 +122,7 @@ def paper_recipe(model: str, dataset: str, learns_groups: bool = False) -> dict[
     raise ConfigError(f"no paper recipe for {model}; pass phases in a config file or use --recipe quick")
 
 
-def quick_recipe(model: str, dataset: str, learns_groups: bool = False) -> dict[str, Any]:
+def quick_recipe(model: str, dataset: str, learns_groups: bool = False, pipeline: str | None = None) -> dict[str, Any]:
     fam = family(model, learns_groups)
     if fam in ("maskconnect", "resnext"):
         return dict(phases=_maskconnect_phases((8, 6, 3, 3), fam == "maskconnect", lr=QUICK_LR), batch_size=64)
@@ -128,14 +142,20 @@ def quick_recipe(model: str, dataset: str, learns_groups: bool = False) -> dict[
     return dict(phases=(Phase("train", 15, QUICK_LR, schedule="cosine"),), batch_size=64)
 
 
-def recipe_defaults(recipe: str, model: str, dataset: str, learns_groups: bool = False) -> dict[str, Any]:
-    """Config fields a recipe sets; ``auto`` is ``paper`` on CIFAR / image folders and ``quick`` elsewhere."""
+def recipe_defaults(
+    recipe: str, model: str, dataset: str, learns_groups: bool = False, pipeline: str | None = None
+) -> dict[str, Any]:
+    """Config fields a recipe sets; ``auto`` is ``paper`` on CIFAR / image folders and ``quick`` elsewhere. An image
+    folder's recipe follows its pipeline (ImageNet or Mini-ImageNet)."""
     if recipe not in RECIPES:
         raise ConfigError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     if recipe == "auto":
         recipe = "paper" if dataset in PAPER_DATASETS else "quick"
     pick = paper_recipe if recipe == "paper" else quick_recipe
-    return pick(model, dataset, learns_groups)
+    return pick(model, dataset, learns_groups, pipeline)
+
+
+MINI_IMAGENET_STEM = ("maskconnect_cifar", "resnext_cifar")  # Table 6: a 3×3/2 max-pool after the first conv
 
 
 # `prunex train` with no arguments: the MaskConnect {20, 4, 8} network of the paper's Fig. 2, fan-in 4.
@@ -194,7 +214,12 @@ def build_config(options: dict[str, Any], config_file: str | None = None) -> Tra
     if "model" not in explicit and "model_kwargs" not in explicit:
         explicit["model_kwargs"] = dict(DEFAULT_MODEL_KWARGS)
     dataset = explicit.get("dataset", TrainConfig.dataset)
-    fields = recipe_defaults(explicit.get("recipe", "auto"), model, dataset, bool(explicit.get("learn_groups")))
+    pipeline = explicit.get("pipeline")
+    fields = recipe_defaults(
+        explicit.get("recipe", "auto"), model, dataset, bool(explicit.get("learn_groups")), pipeline
+    )
+    if pipeline == ImagePipeline.MINI_IMAGENET.value and model in MINI_IMAGENET_STEM:
+        explicit["model_kwargs"] = {"stem_pool": True, **explicit.get("model_kwargs", {})}
     config = TrainConfig.from_dict({**fields, **explicit})
     if config.epochs is not None:
         config = TrainConfig.from_dict({**config.to_dict(), "phases": rescale_phases(config.phases, config.epochs)})
