@@ -90,7 +90,7 @@ PAPER_ROWS: list[PaperRow] = [
     *(
         PaperRow(
             MC,
-            "Table 2",
+            "Table 2 (ResNeXt's count)",
             f"{{{d},{w},{c}}} K={c // 2} (ImageNet)",
             printed,
             "maskconnect_imagenet",

@@ -3,7 +3,9 @@
 By default each family has one — a network whose convolutions learned their grouping (``--learn-groups``) stands
 beside itself as it was built; G-ResNeXt-50 / 101 stand beside torchvision's ResNeXt of the same groups and
 width, the CIFAR families beside the plain network of the same depth and widths from this zoo (MaskConnect →
-ResNeXt {D, w, C}, G-ResNeXt-CIFAR → Xie et al.'s grouped ResNeXt-29, Multi-ResNet → its k = 1 ResNet). Any other
+ResNeXt {D, w, C}, G-ResNeXt-CIFAR → Xie et al.'s grouped ResNeXt-29, Multi-ResNet → its k = 1 ResNet), the ImageNet
+MaskConnect beside torchvision's ResNeXt, SparseNet[+] beside its pre-activation ResNet and SparseNet ImageNet
+beside torchvision's DenseNet of the same depth (the papers' own comparisons). Any other
 is chosen by name: a registered model or ``torchvision:NAME``. References get random weights: only their speed
 is measured.
 """
@@ -44,7 +46,7 @@ def _keep(kwargs: dict[str, Any], *names: str) -> dict[str, Any]:
 
 def default_reference(spec: dict[str, Any]) -> Reference | None:
     """The family's reference for the model ``spec`` = {"name", "kwargs"} describes; None where there is none
-    (SparseNet has nothing learned to compare against)."""
+    (the CIFAR SparseNet[⊕] has no plain twin)."""
     name, kwargs = spec["name"], dict(spec.get("kwargs", {}))
     if spec.get("learn_groups"):  # any network whose convolutions learned their grouping: itself, as it was
         return Reference(name, kwargs)
@@ -57,6 +59,15 @@ def default_reference(spec: dict[str, Any]) -> Reference | None:
     if name == "maskconnect_cifar":
         widths = _keep(kwargs, "depth", "bottleneck_width", "cardinality", "stem_width", "out_width")
         return Reference("resnext_cifar", {**widths, **classes})
+    if name == "maskconnect_imagenet":  # the ResNeXt of the same depth, cardinality and width (Table 2's baseline)
+        depth, groups, width = kwargs.get("depth", 50), kwargs.get("cardinality", 32), kwargs.get("bottleneck_width", 4)
+        return Reference(f"{TORCHVISION}resnext{depth}_{groups}x{width}d", _keep(kwargs, "num_classes"))
+    if name == "sparsenet_plus_cifar":  # Table 3: the pre-activation ResNet of the same depth
+        return Reference(
+            "multiresnet_cifar", {"depth": kwargs.get("depth", 56), "k": 1, "block": "bottleneck", **classes}
+        )
+    if name == "sparsenet_imagenet" and kwargs.get("depth", 121) in (121, 169, 201):  # Table 4: DenseNet-{depth}-32
+        return Reference(f"{TORCHVISION}densenet{kwargs.get('depth', 121)}", _keep(kwargs, "num_classes"))
     if name == "g_resnext_cifar":
         return Reference("resnext29_cifar", {**_keep(kwargs, "depth", "cardinality", "bottleneck_width"), **classes})
     if name in ("multiresnet_cifar", "multiresnet_imagenet"):

@@ -80,6 +80,9 @@ def test_recipes_follow_the_dataset_and_pipeline():
     cifar = build_config({"model": "resnext_cifar", "dataset": "cifar100"})
     assert cifar.normalisation == "pixel-mean" and cifar.batch_size == 128
     assert build_config({"model": "sparsenet_cifar", "dataset": "cifar100"}).normalisation is None  # channel
+    sparse = build_config({"model": "sparsenet_imagenet", "dataset": "imagefolder"})
+    assert [p.epochs for p in sparse.phases] == [90] and sparse.phases[0].milestones == pytest.approx((1 / 3, 2 / 3))
+    assert build_config({"model": "sparsenet_cifar", "dataset": "cifar10"}).phases[0].epochs == 300
     with pytest.raises(ConfigError, match="Mini-ImageNet"):
         build_config({"model": "sparsenet_cifar", "dataset": "imagefolder", "pipeline": "mini-imagenet"})
     with pytest.raises(ConfigError, match="image folder"):

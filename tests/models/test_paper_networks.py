@@ -78,6 +78,9 @@ def test_mini_imagenet_network_adds_a_max_pool_after_the_first_conv():
     assert at_64_pooled - 64 * 64 * stem_macs == at_32 - 32 * 32 * stem_macs
     rx = create_model("resnext_cifar", stem_pool=True, **kw)
     assert isinstance(rx.stem[-1], nn.MaxPool2d)
+    small = create_model("maskconnect_cifar", depth=11, bottleneck_width=4, cardinality=4, fan_in=2, stem_pool=True)
+    gm, _ = assert_equivalent(randomise_batchnorm(small).eval(), torch.randn(4, 3, 64, 64))
+    assert any(isinstance(m, nn.MaxPool2d) for m in gm.modules())
 
 
 def test_sparsenet_plus_with_one_block_per_stage_is_the_preact_resnet():

@@ -52,3 +52,15 @@ def test_a_reference_can_be_chosen_by_name_or_switched_off():
         choose_reference("torchvision:resnet7", spec)
     with pytest.raises(ValueError, match="unknown reference 'alexnet2'"):
         choose_reference("alexnet2", spec)
+
+
+def test_the_papers_imagenet_and_depth_networks_stand_beside_the_baselines_their_tables_compare():
+    mc = default_reference({"name": "maskconnect_imagenet", "kwargs": {"depth": 101, "cardinality": 64}})
+    assert mc.name == "torchvision:resnext101_64x4d"
+    assert build_reference(mc).layer3[0].conv2.groups == 64
+    plus = build_reference(default_reference({"name": "sparsenet_plus_cifar", "kwargs": {"depth": 20}}))
+    assert sum(p.numel() for p in plus.parameters()) == sum(
+        p.numel() for p in create_model("sparsenet_plus_cifar", depth=20).parameters()
+    )  # the pre-activation ResNet: same weights, dense summation
+    dense = default_reference({"name": "sparsenet_imagenet", "kwargs": {"depth": 169, "num_classes": 10}})
+    assert dense.name == "torchvision:densenet169" and build_reference(dense).classifier.out_features == 10
