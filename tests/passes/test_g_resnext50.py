@@ -46,6 +46,7 @@ def _non_contiguous(reference):
     return model
 
 
+@pytest.mark.slow  # G-ResNeXt-50 at full width (~11 s); the gather-free rule is checked small by default
 def test_non_contiguous_groups_leave_no_gather_in_any_bottleneck(reference):
     model = _non_contiguous(reference)
     gm, report = compress(model, X)

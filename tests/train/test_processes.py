@@ -82,7 +82,7 @@ def test_two_process_ddp_with_gloo(tmp_path):
         "train",
         *TINY,
         "--epochs",
-        "4",
+        "8",
         "--device",
         "cpu",
         "--out",
@@ -94,9 +94,11 @@ def test_two_process_ddp_with_gloo(tmp_path):
     assert ckpt["train_state"]["world_size"] == 2
     assert len(ckpt["train_state"]["rng"]) == 2  # every rank's RNG, for an exact resume
     metrics = _metrics(run)
-    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]  # rank 0 alone writes
+    assert [m["epoch"] for m in metrics] == list(range(1, 9))  # rank 0 alone writes
     assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
-    assert metrics[-1]["test_acc"] > 0.3  # well above chance (10 classes) after 16 synchronised steps
+    # well above chance (10 classes) after 32 synchronised steps (He-initialised weights learn slower in the first
+    # few: 4 epochs end at 18%, 8 at 100% in a run of this command)
+    assert metrics[-1]["test_acc"] > 0.5
 
 
 @pytest.mark.slow
