@@ -68,6 +68,7 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert strip(_metrics(whole)) == strip(_metrics(killed))
 
 
+@pytest.mark.slow  # torchrun, two processes, eight epochs (~22 s); tests/nn/test_branch_parallel.py runs gloo
 def test_two_process_ddp_with_gloo(tmp_path):
     run = tmp_path / "ddp"
     cmd = [
