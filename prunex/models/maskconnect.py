@@ -34,6 +34,7 @@ from prunex.models.resnext_cifar import (
     multibranch_modules,
     stem,
 )
+from prunex.models.stems import imagenet_stem, imagenet_stem_complexity
 from prunex.nn.block_batching import (
     add_to_blocks,
     bottlenecks,
@@ -217,21 +218,11 @@ def imagenet_modules(depth: int, bottleneck_width: int) -> list[ModuleSpec]:
     return specs
 
 
-def imagenet_stem(in_chans: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_chans, 64, 7, stride=2, padding=3, bias=False),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.MaxPool2d(3, stride=2, padding=1),
-    )
-
-
 def maskconnect_imagenet_complexity(
     *, depth, bottleneck_width, cardinality, fan_in, connectivity, num_classes, in_chans, seed, image_size: int = 224
 ) -> Complexity:
     specs = imagenet_modules(depth, bottleneck_width)
-    cx = cxm.batchnorm2d(cxm.conv2d(Complexity(image_size, image_size), in_chans, 64, 7, stride=2), 64)
-    cx = cxm.pool(cx, 3, 2, padding=1)
+    cx = imagenet_stem_complexity(image_size, in_chans)
     gates = _gates_per_module(cardinality, connectivity)
     cx = modules_complexity(cx, specs, cardinality, gates_per_module=gates, projection_per_block=True)
     return cxm.linear(cxm.global_pool(cx), specs[-1].out_ch, num_classes)

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
 from prunex.models.registry import register_model
+from prunex.models.stems import imagenet_stem, imagenet_stem_complexity
 from prunex.nn.init import he_init_
 from prunex.nn.multi_residual import BLOCK_KINDS, MultiResidualBlock
 
@@ -176,12 +177,7 @@ class MultiResNetImageNet(MultiResNet):
         super().__init__()
         specs = multiresnet_imagenet_stages(depth)
         block = IMAGENET_LAYOUTS[depth][0]
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_chans, 64, 7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.MaxPool2d(3, stride=2, padding=1),
-        )
+        self.stem = imagenet_stem(in_chans)
         self.blocks = nn.Sequential(*(MultiResidualBlock(i, o, k=k, stride=s, kind=block) for i, o, s in specs))
         width = specs[-1][1]
         self.head_norm = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
@@ -190,8 +186,7 @@ class MultiResNetImageNet(MultiResNet):
 
 def multiresnet_imagenet_complexity(*, depth, k, num_classes, in_chans, image_size: int = 224) -> Complexity:
     block = IMAGENET_LAYOUTS[depth][0] if depth in IMAGENET_LAYOUTS else "basic"
-    cx = cxm.batchnorm2d(cxm.conv2d(Complexity(image_size, image_size), in_chans, 64, 7, stride=2), 64)
-    cx = cxm.pool(cx, 3, 2, padding=1)
+    cx = imagenet_stem_complexity(image_size, in_chans)
     return preact_blocks_and_head_complexity(cx, multiresnet_imagenet_stages(depth), block, k, num_classes)
 
 

@@ -14,6 +14,7 @@ from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
 from prunex.models.registry import register_model
 from prunex.models.sparsenet import SPARSENET_PAPER, SparseStage, transition
+from prunex.models.stems import imagenet_stem, imagenet_stem_complexity
 from prunex.nn.init import he_init_
 from prunex.nn.sparse_aggregation import SparseAggregation, aggregated_channels
 
@@ -49,12 +50,7 @@ class SparseNetImageNet(nn.Module):
         super().__init__()
         stages = stage_channels(depth, growth, stem_width, base)
         stem = stages[0][0]
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_chans, stem, 7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(stem),
-            nn.ReLU(),
-            nn.MaxPool2d(3, stride=2, padding=1),
-        )
+        self.stem = imagenet_stem(in_chans, stem)
         aggregate = SparseAggregation(base, "concat")
         body: list[nn.Module] = []
         for s, (c_in, out) in enumerate(stages):
@@ -76,8 +72,7 @@ def sparsenet_imagenet_complexity(
 ) -> Complexity:
     stages = stage_channels(depth, growth, stem_width, base)
     stem = stages[0][0]
-    cx = cxm.batchnorm2d(cxm.conv2d(Complexity(image_size, image_size), in_chans, stem, 7, stride=2), stem)
-    cx = cxm.pool(cx, 3, 2, padding=1)
+    cx = imagenet_stem_complexity(image_size, in_chans, stem)
     k = growth
     for s, (c_in, out) in enumerate(stages):
         channels = [c_in]
