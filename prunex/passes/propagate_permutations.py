@@ -360,9 +360,12 @@ def _conflict(a: str, b: str) -> str:
     return a if a == b else f"{b} vs {a}"
 
 
-def assign(problem: Problem, removed: set[int], pins: set[int]) -> dict[fx.Node, torch.Tensor]:
+def assign(
+    problem: Problem, removed: set[int], pins: set[int], tightest_first: bool = True
+) -> dict[fx.Node, torch.Tensor]:
     """Layouts for every class meeting every constraint with the gathers in ``removed`` gone and the pins in ``pins``
-    held; raises Infeasible naming the node whose constraint broke."""
+    held; raises Infeasible naming the node whose constraint broke. ``tightest_first``: anchor the class with the
+    smallest groups first (its identity leaves the others room), else in graph order."""
     layout: dict[fx.Node, torch.Tensor] = {}
     pending_slices: dict[fx.Node, list[Slice]] = defaultdict(list)
     for s in problem.slices:
@@ -439,6 +442,8 @@ def assign(problem: Problem, removed: set[int], pins: set[int]) -> dict[fx.Node,
         # writes (it can only take permutations within its groups), then one known in parts through its slices
         # (those parts, the identity elsewhere), then any.
         grouped = [c for c in todo if c in problem.groups]
+        if tightest_first:  # e.g. conv(G=2) → gathers → conv(G=4): only the G=4 side can take a non-identity order
+            grouped.sort(key=lambda c: min(size for size, _ in problem.groups[c]))
         partial = [c for c in todo if any(s.part in layout for s in pending_slices.get(c, []))]
         cls = (grouped or partial or todo)[0]
         value = torch.arange(problem.size[cls])
@@ -487,10 +492,14 @@ def _interacting(problem: Problem) -> list[tuple[list[int], list[int]]]:
 
 
 def _try(problem: Problem, removed: set[int], pins: set[int]) -> dict | None:
-    try:
-        return assign(problem, removed, pins)
-    except Infeasible:
-        return None
+    """A feasible assignment, anchoring the tightest-grouped classes first and then in graph order; None if neither
+    finds one."""
+    for tightest_first in (True, False):
+        try:
+            return assign(problem, removed, pins, tightest_first)
+        except Infeasible:
+            continue
+    return None
 
 
 def _cost(problem: Problem, solution: Solution) -> int:
@@ -535,7 +544,9 @@ def solve(problem: Problem) -> Solution:
                         chosen.add(i)
                 best = max(best, chosen, key=len)
             removed |= best
-    layout = assign(problem, removed, all_pins - released)
+    layout = _try(problem, removed, all_pins - released)
+    if layout is None:  # every choice above was found feasible; this re-raises what broke, should it ever not be
+        layout = assign(problem, removed, all_pins - released)
     return Solution(removed, released, layout)
 
 

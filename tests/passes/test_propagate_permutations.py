@@ -239,8 +239,32 @@ def _brute_force_minimum(gm_lowered) -> int:
     return best
 
 
+def _gathers_and_minimum(steps, head, stem) -> tuple[int, int]:
+    """(gathers the pass leaves, the brute-force minimum) for a Program; (0, 0) when lowering leaves none."""
+    import copy
+
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    model = Program(steps, head, stem).double().eval()
+    lowered = LowerDGConv()(trace(freeze(model).double())).graph_module
+    if not pp.remaining_gathers(lowered):
+        return 0, 0
+    probe = copy.deepcopy(lowered)
+    ShapeProp(probe).propagate(torch.zeros(2, C, 6, 6, dtype=torch.float64))
+    minimum = _brute_force_minimum(probe)
+    gm = pp.PropagatePermutations((C, 6, 6))(lowered).graph_module
+    return len(pp.remaining_gathers(gm)), minimum
+
+
+def test_a_grouped_conv_with_smaller_groups_is_anchored_first():
+    """conv(G=2 of 8) → gathers → conv(G=4 of 8): only the G=2 conv's output can take the order that makes both
+    gathers between them vanish; anchoring the G=4 conv at the identity first left one of them (found by the
+    brute-force property below)."""
+    assert _gathers_and_minimum([("dg", (1, 0, 1)), ("dg", (1, 0, 0))], "linear", False) == (1, 1)
+
+
 @pytest.mark.slow
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, derandomize=True)  # the same 80 programs in every run: CI is repeatable
 @given(
     steps=st.lists(
         st.one_of(st.tuples(st.just("dg"), GATES), st.tuples(st.sampled_from(["conv", "relu", "res"]))),
@@ -251,19 +275,8 @@ def _brute_force_minimum(gm_lowered) -> int:
     stem=st.booleans(),
 )
 def test_the_pass_leaves_the_brute_force_minimum(steps, head, stem):
-    model = Program(steps, head, stem).double().eval()
-    lowered = LowerDGConv()(trace(freeze(model).double())).graph_module
-    if not pp.remaining_gathers(lowered):
-        return
-    import copy
-
-    from torch.fx.passes.shape_prop import ShapeProp
-
-    probe = copy.deepcopy(lowered)
-    ShapeProp(probe).propagate(torch.zeros(2, C, 6, 6, dtype=torch.float64))
-    minimum = _brute_force_minimum(probe)
-    gm = pp.PropagatePermutations((C, 6, 6))(lowered).graph_module
-    assert len(pp.remaining_gathers(gm)) == minimum
+    left, minimum = _gathers_and_minimum(steps, head, stem)
+    assert left == minimum
 
 
 # -- the paper families with DGConv as the 3×3 conv of every block ---------------------------------------------------
