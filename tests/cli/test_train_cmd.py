@@ -28,6 +28,7 @@ def test_train_with_no_arguments_reaches_90_percent_on_digits(tmp_path, monkeypa
     assert int((pred == test.labels).sum()) == round(metrics[-1]["test_acc"] * len(test))
 
 
+@pytest.mark.slow  # ~20 s; run directories are checked by default in tests/train/test_training.py
 def test_a_short_default_run_trains_the_default_model_and_a_second_run_gets_its_own_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first, second = tmp_path / "runs" / "maskconnect_cifar-digits", tmp_path / "runs" / "maskconnect_cifar-digits-2"

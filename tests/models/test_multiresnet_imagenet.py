@@ -26,6 +26,7 @@ def test_k_1_has_exactly_the_convolutions_of_he_et_al_resnet_and_k_2_doubles_the
     assert len(_weights(double)) == len(_weights(plain)) + per_function  # one more function in every block
 
 
+@pytest.mark.slow  # ~6 s; Multi-ResNet compression is checked at CIFAR sizes by default
 def test_forward_backward_exact_compression_and_onnx_export(tmp_path):
     torch.manual_seed(0)
     model = create_model("multiresnet_imagenet", depth=18, k=2, num_classes=10)

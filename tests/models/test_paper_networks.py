@@ -26,7 +26,7 @@ def _resnext(layers, groups, width):
     ("depth", "width", "cardinality", "layers"),
     [
         (50, 4, 32, [3, 4, 6, 3]),
-        (101, 4, 32, [3, 4, 23, 3]),
+        pytest.param(101, 4, 32, [3, 4, 23, 3], marks=pytest.mark.slow),
         pytest.param(101, 4, 64, [3, 4, 23, 3], marks=pytest.mark.slow),
     ],
 )

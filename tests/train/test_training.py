@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -88,6 +89,18 @@ def test_an_existing_run_directory_is_not_overwritten(tmp_path):
 
     with pytest.raises(ConfigError, match="already holds a run"):
         Trainer(tiny_config(tmp_path / "run"), quiet=True)
+
+
+def test_a_new_run_takes_the_first_free_numbered_directory(tmp_path, monkeypatch):
+    from prunex.train.run_dir import next_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(model="torchvision:resnet18", dataset="synthetic")
+    assert next_run_dir(config) == Path("runs/torchvision-resnet18-synthetic")
+    for taken in ("runs/torchvision-resnet18-synthetic", "runs/torchvision-resnet18-synthetic-2"):
+        (tmp_path / taken).mkdir(parents=True)
+    assert next_run_dir(config) == Path("runs/torchvision-resnet18-synthetic-3")
+    assert next_run_dir(TrainConfig(dataset="synthetic", out="mine")) == Path("mine")  # --out is taken as given
 
 
 @pytest.mark.slow
