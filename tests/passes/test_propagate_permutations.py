@@ -257,9 +257,9 @@ def _gathers_and_minimum(steps, head, stem) -> tuple[int, int]:
 
 
 def test_a_grouped_conv_with_smaller_groups_is_anchored_first():
-    """conv(G=2 of 8) → gathers → conv(G=4 of 8): only the G=2 conv's output can take the order that makes both
-    gathers between them vanish; anchoring the G=4 conv at the identity first left one of them (found by the
-    brute-force property below)."""
+    """conv(G=2 of 8) → gathers → conv(G=4 of 8): only the G=2 conv's output (groups of 4 channels, the looser side)
+    can take the order that makes both gathers between them vanish; anchoring it at the identity first, in graph
+    order, left one of them (found by the brute-force property below)."""
     assert _gathers_and_minimum([("dg", (1, 0, 1)), ("dg", (1, 0, 0))], "linear", False) == (1, 1)
 
 
