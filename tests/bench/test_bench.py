@@ -144,6 +144,7 @@ def test_cli_bench_rejects_unknown_backends(run_dir, tmp_path):
     assert result.exit_code == 2 and "tvm" in result.output
 
 
+@pytest.mark.slow  # inductor compiles (~6 s); the compile cases are checked in tests/runtime by default
 def test_torch_compile_backend_on_cpu(run_dir, tmp_path):
     result = CliRunner().invoke(
         app,

@@ -136,6 +136,7 @@ def test_every_coarser_grouping_and_the_split_are_exact(shape, seed):
         torch.testing.assert_close(SplitConv(conv)(x), ref, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # train + compress + measured lowering (~7 s); the cache round trip is checked by default
 def test_measured_on_the_cpu_through_the_cli(tmp_path):
     from tests.train.helpers import trained_and_compressed_run
 

@@ -9,6 +9,7 @@ from prunex.train import SimulatedKill, TrainConfig, Trainer, build_config, load
 from tests.train.helpers import tiny_config
 
 
+@pytest.mark.slow  # a four-phase run (~6 s); masks moving in phase 1 is checked by default just below
 def test_masks_move_during_phase_one_and_keep_k_positive_entries(tmp_path):
     trainer = Trainer(tiny_config(tmp_path / "run"), quiet=True)
     gates = [m for m in trainer.model.modules() if isinstance(m, BranchGates)]
