@@ -158,20 +158,34 @@ def sparsenet_cifar_complexity(
     plan = sparsenet_plan(depth, growth, bottleneck, compression, aggregation, base, stem_width)
     cx = cxm.conv2d(Complexity(image_size, image_size), in_chans, plan.stem, 3)
     for s in range(3):
-        k, channels = plan.growth[s], [plan.stage_in[s]]
-        for _ in range(plan.layers_per_stage):
-            c = aggregated_channels(channels, base, aggregation)
-            cx = cxm.batchnorm2d(cx, c)
-            if bottleneck:
-                cx = cxm.batchnorm2d(cxm.conv2d(cx, c, 4 * k, 1), 4 * k)
-                c = 4 * k
-            cx = cxm.conv2d(cx, c, k, 3)
-            channels.append(k)
+        cx = sparse_stage_complexity(
+            cx, plan.stage_in[s], plan.growth[s], plan.layers_per_stage, bottleneck, base, aggregation
+        )
         if s < 2:
-            cx = cxm.conv2d(cxm.batchnorm2d(cx, plan.stage_out[s]), plan.stage_out[s], plan.stage_in[s + 1], 1)
-            cx = cxm.pool(cx, 2, 2)
+            cx = transition_complexity(cx, plan.stage_out[s], plan.stage_in[s + 1])
     cx = cxm.global_pool(cxm.batchnorm2d(cx, plan.stage_out[2]))
     return cxm.linear(cx, plan.stage_out[2], num_classes)
+
+
+def sparse_stage_complexity(
+    cx: Complexity, c_in: int, growth: int, num_layers: int, bottleneck: bool, base: int, mode: str = "concat"
+) -> Complexity:
+    """Counts of a :class:`SparseStage`: each layer's BN on its aggregated input, its (bottleneck and) 3×3 conv."""
+    channels = [c_in]
+    for _ in range(num_layers):
+        c = aggregated_channels(channels, base, mode)
+        cx = cxm.batchnorm2d(cx, c)
+        if bottleneck:
+            cx = cxm.batchnorm2d(cxm.conv2d(cx, c, 4 * growth, 1), 4 * growth)
+            c = 4 * growth
+        cx = cxm.conv2d(cx, c, growth, 3)
+        channels.append(growth)
+    return cx
+
+
+def transition_complexity(cx: Complexity, c_in: int, c_out: int) -> Complexity:
+    """Counts of :func:`transition`: BN, 1×1 conv, average pool 2."""
+    return cxm.pool(cxm.conv2d(cxm.batchnorm2d(cx, c_in), c_in, c_out, 1), 2, 2)
 
 
 def _resolve_compression(bottleneck: bool, compression: float | None) -> float:

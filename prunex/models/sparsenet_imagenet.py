@@ -13,7 +13,13 @@ from torch import Tensor, nn
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
 from prunex.models.registry import register_model
-from prunex.models.sparsenet import SPARSENET_PAPER, SparseStage, transition
+from prunex.models.sparsenet import (
+    SPARSENET_PAPER,
+    SparseStage,
+    sparse_stage_complexity,
+    transition,
+    transition_complexity,
+)
 from prunex.models.stems import imagenet_stem, imagenet_stem_complexity
 from prunex.nn.init import he_init_
 from prunex.nn.sparse_aggregation import SparseAggregation, aggregated_channels
@@ -73,16 +79,10 @@ def sparsenet_imagenet_complexity(
     stages = stage_channels(depth, growth, stem_width, base)
     stem = stages[0][0]
     cx = imagenet_stem_complexity(image_size, in_chans, stem)
-    k = growth
     for s, (c_in, out) in enumerate(stages):
-        channels = [c_in]
-        for _ in range(LAYOUTS[depth][s]):
-            c = aggregated_channels(channels, base)
-            cx = cxm.batchnorm2d(cxm.conv2d(cxm.batchnorm2d(cx, c), c, 4 * k, 1), 4 * k)
-            cx = cxm.conv2d(cx, 4 * k, k, 3)
-            channels.append(k)
+        cx = sparse_stage_complexity(cx, c_in, growth, LAYOUTS[depth][s], True, base)
         if s < len(stages) - 1:
-            cx = cxm.pool(cxm.conv2d(cxm.batchnorm2d(cx, out), out, stages[s + 1][0], 1), 2, 2)
+            cx = transition_complexity(cx, out, stages[s + 1][0])
     width = stages[-1][1]
     return cxm.linear(cxm.global_pool(cxm.batchnorm2d(cx, width)), width, num_classes)
 
