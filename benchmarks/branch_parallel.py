@@ -24,7 +24,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from prunex.bench.branch_parallel import StepSettings, paper_layouts, simulate_branch_rank, time_layout
+from prunex.benchmarking.branch_parallel import StepSettings, paper_layouts, simulate_branch_rank, time_layout
 from prunex.runtime.environment import environment
 
 RESULTS = Path(__file__).parent / "results"

@@ -4,7 +4,7 @@
     python benchmarks/train_speed.py                  # a GPU: the papers' batch sizes, bf16 autocast, channels-last
     python benchmarks/train_speed.py --compile        # also the step under torch.compile
 
-Prints a table and writes benchmarks/results/train_speed_<device>.json (see prunex.bench.training for what is
+Prints a table and writes benchmarks/results/train_speed_<device>.json (see prunex.benchmarking.training for what is
 measured). Read the ratios: gated and twin are measured in the same process, one after the other.
 """
 
@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from prunex.bench.training import PAPER_CASES, StepSettings, compare_case, loader_throughput, quick_cases
+from prunex.benchmarking.training import PAPER_CASES, StepSettings, compare_case, loader_throughput, quick_cases
 from prunex.runtime.environment import environment
 
 RESULTS = Path(__file__).parent / "results"

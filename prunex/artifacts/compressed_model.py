@@ -217,12 +217,25 @@ def _load(spec_path: Path, weights_path: Path) -> fx.GraphModule:
     return gm.eval()
 
 
+def _is_size(d: Any) -> bool:
+    return isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 1 << 16
+
+
 def read_metadata(directory: str | Path) -> dict[str, Any]:
-    """What ``model.json`` says about the model besides its graph (source, input shape, dataset, totals); fields of
-    the wrong type are dropped."""
-    spec = _read_spec(Path(directory) / "model.json")
+    """What ``model.json`` says about the model besides its graph (source, input shape, dataset, totals), checked:
+    a field of the wrong type, or an ``input_shape`` that is not [N, C, H, W] of positive sizes, is a damaged file."""
+    spec_path = Path(directory) / "model.json"
+    spec = _read_spec(spec_path)
     meta = {k: v for k, v in spec.items() if k not in ("modules", "graph")}
-    for key, kind in (("source", dict), ("dataset", dict), ("input_shape", list), ("totals", dict)):
+    for key, kind in (("source", dict), ("dataset", (dict, type(None))), ("input_shape", list), ("totals", dict)):
         if key in meta and not isinstance(meta[key], kind):
-            del meta[key]
+            kind_name = type(meta[key]).__name__
+            raise SerializationError(f"{spec_path}: '{key}' is a {kind_name} (a damaged or hand-edited file?)")
+    shape = meta.get("input_shape")
+    if shape is not None and not (
+        len(shape) == 4 and (shape[0] is None or _is_size(shape[0])) and all(map(_is_size, shape[1:]))
+    ):
+        raise SerializationError(
+            f"{spec_path}: 'input_shape' {shape!r} is not [N, C, H, W] of positive sizes (N may be null)"
+        )
     return meta

@@ -25,6 +25,7 @@ MODEL_WEIGHTS = "model.safetensors"
 REPORT = "report.json"
 FAILURE = "failure.json"
 SUMMARY = "summary.json"
+BENCH_DIR = "bench"  # the default output of `prunex bench` (then bench-2, bench-3, …)
 BENCH_JSON = "bench.json"
 BENCH_PLOT = "bench.png"
 PICTURE_NAMES = ("connectivity", "active_branches", "dgconv_groups", "sparsenet_links")

@@ -68,6 +68,16 @@ def _umask() -> int:
     return mask
 
 
+def first_free(base: Path) -> Path:
+    """``base`` if nothing is there, else the first free ``base-2``, ``base-3``, … (a default output never
+    replaces an earlier one)."""
+    path, i = base, 1
+    while path.exists() or path.is_symlink():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
 def check_replaceable(out: Path, ours: Callable[[str], bool], command: str) -> None:
     """``out`` may be replaced by ``command``'s output: it does not exist, or holds only files ``ours`` accepts
     (an earlier run's), and its parent can be written."""

@@ -26,6 +26,33 @@ class RunLock:
         self.path = Path(run_dir) / LOCK_NAME
         self._fd: int | None = None
 
+    def holder(self) -> str | None:
+        """The pid of the process holding the lock now, or None (no lock file, or nobody holds it); creates
+        nothing."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 32).decode(errors="replace").strip() or "another process"
+        finally:
+            os.close(fd)  # closing drops a lock taken here
+        return None
+
+    def refuse_if_held(self) -> None:
+        """Raise :class:`RunLockedError` if another process is writing into the directory."""
+        owner = self.holder()
+        if owner is not None:
+            raise RunLockedError(self._busy(owner))
+
+    def _busy(self, owner: str) -> str:
+        return (
+            f"{self.path.parent} is being written by prunex process {owner}; wait for it to finish or use another "
+            "directory"
+        )
+
     def acquire(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -34,10 +61,7 @@ class RunLock:
         except BlockingIOError:
             owner = os.read(fd, 32).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise RunLockedError(
-                f"{self.path.parent} is being written by prunex process {owner}; wait for it to finish or use "
-                "another directory"
-            ) from None
+            raise RunLockedError(self._busy(owner)) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

@@ -38,10 +38,13 @@ def bench(
         0.0, "--min-seconds", min=0.0, help="Keep timing until this much time has passed."
     ),
     out: Path = typer.Option(
-        Path("bench"),
+        None,
         "--out",
         "-o",
-        help="Directory for bench.json and bench.png; replaced only when the whole benchmark has run.",
+        help="Directory for bench.json and bench.png (default: the first free bench, bench-2, …).",
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an earlier benchmark in --out, once the new one has measured something."
     ),
     reference: str = typer.Option(
         "auto",
@@ -73,7 +76,7 @@ def bench(
     from prunex.workflows.bench import prepare_bench
 
     console = Console()
-    with handle_errors(console):
+    with handle_errors():
         job = prepare_bench(
             models,
             device=device,
@@ -85,6 +88,7 @@ def bench(
             iters=iters,
             min_seconds=min_seconds,
             out=out,
+            force=force,
             plots=plots,
             reference=reference,
             compile_mode=compile_mode,

@@ -43,7 +43,8 @@ def compress(
     tuning_cache: Path = typer.Option(
         None,
         "--tuning-cache",
-        help="Timing cache (default ~/.cache/prunex/tuning.json, or $PRUNEX_CACHE_DIR/tuning.json).",
+        help="Timing cache file (default ~/.cache/prunex/tuning.json, or $PRUNEX_CACHE_DIR/tuning.json); a path "
+        "that is not a prunex tuning cache is refused and left as it is.",
     ),
 ) -> None:
     """Compile the learned structure away and verify every pass; writes model.json + model.safetensors (standard
@@ -61,7 +62,7 @@ def compress(
     from prunex.workflows.compress import prepare_compress
 
     console = Console()
-    with handle_errors(console):
+    with handle_errors():
         try:
             target = TuneTarget(target_device, target_dtype, target_batch, channels_last, target_backend)
         except ValueError as err:
@@ -85,7 +86,7 @@ def compress(
         with progress:
             result = job.run(lambda record: progress.update(task, advance=1, description=record.name))
         for warning in result.warnings:
-            warn(console, warning)
+            warn(warning)
         print_report(console, result.report)
         if result.pictures:
             console.print(f"pictures: {', '.join(p.name for p in result.pictures)}")

@@ -8,7 +8,7 @@
 | 130 | interrupted (Ctrl-C); the message says what was kept |
 
 Anything else is a bug in prunex and keeps its traceback. ``prunex --verbose`` prints the cause of a caught error
-too.
+too. Errors, interruptions and :func:`warn` lines go to standard error; results to standard output.
 """
 
 from __future__ import annotations
@@ -44,30 +44,37 @@ def _file_error(err: OSError) -> str:
     return f"cannot use{where}: {err.strerror or err}"
 
 
+def stderr_console() -> Console:
+    """A console on the current standard error (looked up when it prints, so a test runner's capture sees it)."""
+    return Console(stderr=True)
+
+
 @contextmanager
-def handle_errors(console: Console, interrupted: str | Callable[[], str] | None = None) -> Iterator[None]:
-    """Map the errors a user can cause to one line and their exit status (see the module docstring).
+def handle_errors(interrupted: str | Callable[[], str] | None = None) -> Iterator[None]:
+    """Map the errors a user can cause to one line on standard error and their exit status (see the module
+    docstring).
 
     ``interrupted`` is what Ctrl-C leaves behind, in words, or a function that says it when it happens (default:
     nothing was written).
     """
+    console = stderr_console()
     try:
         yield
     except NotEquivalentError as err:
         _show_cause(console)
-        console.print(f"[bold red]not equivalent:[/bold red] {escape(one_line(err))}")
+        console.print(f"[bold red]not equivalent:[/bold red] {escape(one_line(err))}", soft_wrap=True)
         raise typer.Exit(EXIT_NOT_EQUIVALENT) from None
     except (InputError, FileExistsError) as err:
         _show_cause(console)
-        console.print(f"[bold red]error:[/bold red] {escape(one_line(err))}")
+        console.print(f"[bold red]error:[/bold red] {escape(one_line(err))}", soft_wrap=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
     except (PermissionError, IsADirectoryError, NotADirectoryError, FileNotFoundError) as err:
         _show_cause(console)
-        console.print(f"[bold red]error:[/bold red] {escape(_file_error(err))}")
+        console.print(f"[bold red]error:[/bold red] {escape(_file_error(err))}", soft_wrap=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         said = interrupted() if callable(interrupted) else interrupted
-        console.print(f"[yellow]interrupted[/yellow]: {escape(said or NOTHING_WRITTEN)}")
+        console.print(f"[yellow]interrupted[/yellow]: {escape(said or NOTHING_WRITTEN)}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -76,5 +83,5 @@ def _show_cause(console: Console) -> None:
         console.print_exception()
 
 
-def warn(console: Console, message: str) -> None:
-    console.print(f"[yellow]warning:[/yellow] {escape(message)}")
+def warn(message: str) -> None:
+    stderr_console().print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)

@@ -27,6 +27,9 @@ def export(
     opt_batch: int = typer.Option(32, "--opt-batch", min=1, help="TensorRT optimization profile: batch to tune for."),
     max_batch: int = typer.Option(128, "--max-batch", min=1, help="TensorRT optimization profile: largest batch."),
     workspace_gb: float = typer.Option(4.0, "--workspace-gb", min=0.001, help="TensorRT workspace limit."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an earlier export at the same path (never any other file)."
+    ),
 ) -> None:
     """Export and validate; writes OUTPUT.validation.json next to each output.
 
@@ -34,11 +37,14 @@ def export(
     random ones, batch 1 and 16: max |Δ| within 1e-4 of the output scale (FP16: 2e-2) and 100 % top-1 agreement
     (FP16: 99 %). A model that diverges exits with status 3 and says by how much; it is written as
     OUTPUT.diverged (with its report) and an earlier OUTPUT stays as it was.
+
+    An existing file at OUTPUT (or its report) is replaced only if an earlier export wrote it, and only with
+    --force; a checkpoint, the model's own files or anything else is never replaced.
     """
     from prunex.workflows.export import prepare_export
 
     console = Console()
-    with handle_errors(console):
+    with handle_errors():
         job = prepare_export(
             model,
             onnx=onnx_path,
@@ -50,6 +56,7 @@ def export(
             opt_batch=opt_batch,
             max_batch=max_batch,
             workspace_gb=workspace_gb,
+            force=force,
         )
         loaded = job.model
         console.print(f"exporting the {loaded.label} {loaded.name} from {model} (input {list(loaded.input_shape)})")

@@ -25,7 +25,7 @@ def inspect(
     from prunex.workflows.inspect import inspect_run
 
     console = Console()
-    with handle_errors(console):
+    with handle_errors():
         result = inspect_run(checkpoint, out=out, formats=tuple(comma_list(formats)), plots=plots)
         print_summary(console, result.summary)
         if result.no_pictures:

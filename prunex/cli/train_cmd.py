@@ -73,7 +73,7 @@ def train(
 
     console = Console()
     started: list = []
-    with handle_errors(console, interrupted=lambda: started[0].interrupted() if started else "nothing was written"):
+    with handle_errors(interrupted=lambda: started[0].interrupted() if started else "nothing was written"):
         fields = TrainConfig.__dataclass_fields__  # options named as the configuration's fields are its fields
         given = {k: v for k, v in ctx.params.items() if k in fields}
         given.update(model_kwargs=model_args(model_arg) or None, compile=compile or None)

@@ -63,7 +63,7 @@ def print_bench_row(console: Console, row: dict[str, Any]) -> None:
 
 
 def print_bench(console: Console, result: dict[str, Any], warnings: list[str]) -> None:
-    from prunex.bench.report import peak_lines, results_tables, unstable_rows
+    from prunex.benchmarking.report import peak_lines, results_tables, unstable_rows
 
     for table in results_tables(result):
         console.print(table)

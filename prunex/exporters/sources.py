@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from prunex.artifacts import layout as files
 from prunex.artifacts.compressed_model import load_compressed, read_metadata
 from prunex.data import image_shape
 
@@ -56,6 +57,16 @@ def load_gated_model(checkpoint: Path) -> LoadedModel:
 
 def is_compressed_dir(path: Path) -> bool:
     return (path / "model.json").is_file()
+
+
+def source_files(path: str | Path) -> list[Path]:
+    """The files :func:`load_model` reads for ``path`` (and ``path`` itself), which no output may replace."""
+    path = Path(path)
+    if path.is_dir() and is_compressed_dir(path):
+        return [path, path / files.MODEL_SPEC, path / files.MODEL_WEIGHTS, path / files.REPORT]
+    if path.is_dir():
+        return [path, path / files.CHECKPOINT]
+    return [path]
 
 
 def load_model(path: str | Path) -> LoadedModel:

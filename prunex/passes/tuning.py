@@ -42,6 +42,11 @@ class TuneTarget:
             raise ValueError(f"tuning backend must be one of {TIMING_BACKENDS}, got {self.backend!r}")
         if self.dtype not in ("fp32", "fp16"):
             raise ValueError(f"tuning dtype must be fp32 or fp16, got {self.dtype!r}")
+        on_cuda = self.device.split(":")[0] == "cuda"
+        if self.dtype == "fp16" and not on_cuda:
+            raise ValueError(f"--target-dtype fp16 tunes for a CUDA device (--target-device cuda), not {self.device}")
+        if self.backend == "cuda-graphs" and not on_cuda:
+            raise ValueError(f"--target-backend cuda-graphs needs --target-device cuda, not {self.device}")
 
     def describe(self) -> str:
         """``eager fp32 batch 1`` (`` NHWC`` when channels-last): the target part of a tuning cache key."""

@@ -87,7 +87,7 @@ class TrainConfig:
             ("momentum", (int, float), lambda v: 0 <= v < 1, "in [0, 1)"),
             ("weight_decay", (int, float), lambda v: v >= 0, ">= 0"),
             ("alpha", (int, float), lambda v: v == v and abs(v) != float("inf"), "a finite number"),
-            ("seed", int, lambda v: v >= 0, ">= 0"),
+            ("seed", int, lambda v: 0 <= v < 2**32, "an integer from 0 to 4294967295"),
             ("branch_parallel", int, lambda v: v >= 1, ">= 1"),
         ]
         optional = [

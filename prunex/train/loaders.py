@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from prunex.data import LoadedData, default_workers
 from prunex.data.tensor_images import DeviceBatches, TensorImages
-from prunex.train.config import TrainConfig
+from prunex.train.config import ConfigError, TrainConfig
 from prunex.train.distributed import DistContext
 
 
@@ -18,6 +18,18 @@ class Loaders:
     train: Iterable
     test: Iterable
     sampler: DistributedSampler  # its epoch is set before each training epoch (the shuffle's seed)
+
+
+def check_batch_fits(batch_size: int, train_images: int, ranks: int) -> None:
+    """A batch must fit in each rank's share of the training set (a larger one would train on one ragged batch
+    an epoch, or none)."""
+    share = train_images // ranks
+    if batch_size > share:
+        per = f" ({share:,} per process over {ranks})" if ranks > 1 else ""
+        raise ConfigError(
+            f"--batch-size {batch_size:,} is larger than the training set: {train_images:,} images{per}; "
+            f"give at most {share:,}"
+        )
 
 
 def make_loaders(data: LoadedData, config: TrainConfig, ctx: DistContext, channels_last: bool) -> Loaders:

@@ -40,7 +40,7 @@ from prunex.train.console_report import EpochProgress, print_header, print_summa
 from prunex.train.epoch_records import TrainState, checkpoint_payload, record_epoch, rewrite_metrics_log
 from prunex.train.epochs import EpochRunner
 from prunex.train.gate_report import gate_report
-from prunex.train.loaders import make_loaders
+from prunex.train.loaders import check_batch_fits, make_loaders
 from prunex.train.new_model import build_new_model, model_kwargs_for, retrained_structure
 from prunex.train.resource import budget
 from prunex.train.result import TrainResult
@@ -89,6 +89,7 @@ class Trainer:
             normalisation=config.normalisation,
             pipeline=config.pipeline,
         )
+        check_batch_fits(config.batch_size, len(self.data.train), self.ctx.data_size)
         if resume is not None:
             self.model = build_model(ckpt["spec"], ckpt["state_dict"])
             self._check_branch_layout()  # before the run directory is taken
@@ -160,7 +161,11 @@ class Trainer:
         path = None
         if self.ctx.is_main:
             path = next_run_dir(self.config)
-            check_new_run_dir(path)
+            try:
+                check_new_run_dir(path)
+            except ConfigError:
+                RunLock(path).refuse_if_held()  # a run being trained there is said as such, not as a leftover
+                raise
             check_writable_parent(path / files.CONFIG)
             self._lock = RunLock(path).acquire()
             try:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from prunex.artifacts.errors import InputError
@@ -54,7 +55,7 @@ def load_weights(model: nn.Module, path: str) -> None:
         model.load_state_dict(state, strict=True)
     except FileNotFoundError:
         raise InputError(f"--weights {path}: no such file") from None
-    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, SafetensorError) as err:
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()][:3]
         raise InputError(f"--weights {path}: cannot load it into the model: {' '.join(lines)[:400]}") from err
 

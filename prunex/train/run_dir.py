@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prunex.artifacts import first_free
 from prunex.artifacts.checkpoint import CheckpointError, load_checkpoint
 from prunex.train.config import ConfigError, TrainConfig
 
@@ -24,12 +25,7 @@ def next_run_dir(config: TrainConfig) -> Path:
     ``package.module:build`` become ``torchvision-resnet50`` and ``package.module-build``)."""
     if config.out:
         return Path(config.out)
-    base = Path("runs") / f"{config.model.replace(':', '-')}-{config.dataset}"
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = base.with_name(f"{base.name}-{i}")
-    return path
+    return first_free(Path("runs") / f"{config.model.replace(':', '-')}-{config.dataset}")
 
 
 def check_new_run_dir(path: Path) -> None:

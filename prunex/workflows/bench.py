@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunex.artifacts import atomic_directory, check_replaceable
+import torch
+
+from prunex.artifacts import atomic_directory, check_replaceable, first_free
 from prunex.artifacts import layout as files
 from prunex.artifacts.errors import InputError
-from prunex.bench.backends import BACKENDS
-from prunex.bench.report import plot_latency
-from prunex.bench.run import DTYPES, REFERENCE, BenchModel, BenchSettings, run_grid
+from prunex.benchmarking.backends import BACKENDS, unavailable_reason
+from prunex.benchmarking.report import plot_latency
+from prunex.benchmarking.run import DTYPES, REFERENCE, BenchModel, BenchSettings, run_grid
 from prunex.exporters.sources import LoadedModel, load_pair
 from prunex.inspection import draw_pictures
 from prunex.models.references import AUTO, build_reference, choose_reference
@@ -44,6 +46,9 @@ class BenchJob:
         warnings: list[str] = []
         with atomic_directory(self.out, replace=True) as tmp:
             result = run_grid(self.models, self.settings, on_row=on_row)
+            if not any(row["status"] == "ok" for row in result["results"]):
+                reasons = sorted({row["reason"] for row in result["results"]})
+                raise InputError(f"nothing could be measured ({'; '.join(reasons)[:300]}); {self.out} was not written")
             (tmp / files.BENCH_JSON).write_text(json.dumps(result, indent=2) + "\n")
             plot = plot_latency(result, tmp / files.BENCH_PLOT) if self.plots else None
             if self.plots:
@@ -73,7 +78,8 @@ def prepare_bench(
     warmup: int = 10,
     iters: int = 50,
     min_seconds: float = 0.0,
-    out: str | Path = "bench",
+    out: str | Path | None = None,
+    force: bool = False,
     plots: bool = True,
     reference: str = AUTO,
     compile_mode: CompileMode | str = CompileMode.DEPLOY,
@@ -81,7 +87,11 @@ def prepare_bench(
     """Check every option and the output directory before any work, then load each source's models (a run
     directory brings its gated model and every compressed one; a compressed directory itself) and, unless
     ``reference`` is ``none``, the network users would deploy instead (``auto``: the family's; or a registered
-    model / ``torchvision:NAME``), timed with the same settings."""
+    model / ``torchvision:NAME``), timed with the same settings.
+
+    ``out`` defaults to the first free ``bench``, ``bench-2``, …; a given ``out`` holding an earlier benchmark is
+    replaced only with ``force`` (and only once the new one has measured something), one holding other files never.
+    A grid in which nothing can run on this device (fp16 on the CPU, say) is refused before any work."""
     from prunex.train.distributed import pick_device
 
     dev = pick_device(device)
@@ -101,8 +111,11 @@ def prepare_bench(
         raise InputError(
             f"unknown compile mode {compile_mode!r} (choose from {', '.join(m.value for m in CompileMode)})"
         ) from None
-    out = Path(out)
+    _check_something_runs(dev, backends, dtypes)
+    out = first_free(Path(files.BENCH_DIR)) if out is None else Path(out)
     check_replaceable(out, _ours, "prunex bench")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise InputError(f"{out} holds an earlier benchmark; pass --force to replace it, or choose another --out")
     sources = [Path(s) for s in sources]
     models = []
     for source in sources:  # one source = one group: its gated and compressed models and their reference
@@ -112,6 +125,13 @@ def prepare_bench(
     cl = dev.type == "cuda" if channels_last is None else channels_last
     settings = BenchSettings(dev, backends, list(dtypes), list(batches), cl, warmup, iters, min_seconds, compile_mode)
     return BenchJob(sources, models, settings, out, plots)
+
+
+def _check_something_runs(dev: torch.device, backends: Sequence[str], dtypes: Sequence[str]) -> None:
+    reasons = [unavailable_reason(b, dev, DTYPES[d]) for b in backends for d in dtypes]
+    if all(reasons):
+        grid = f"--backend {','.join(backends)} --dtype {','.join(dtypes)}"
+        raise InputError(f"nothing to measure on {dev} with {grid}: {'; '.join(dict.fromkeys(reasons))}")
 
 
 def _reference(choice: str, model: LoadedModel, group: str) -> list[BenchModel]:

@@ -23,6 +23,7 @@ from prunex.artifacts import atomic_directory, atomic_write_text, check_replacea
 from prunex.artifacts import layout as files
 from prunex.artifacts.compressed_model import save_compressed
 from prunex.artifacts.errors import InputError
+from prunex.artifacts.tuning_cache import check_tuning_cache
 from prunex.data import image_shape, readable_test_images
 from prunex.inspection import draw_pictures
 from prunex.models.from_checkpoint import model_from_checkpoint
@@ -149,6 +150,7 @@ def prepare_compress(
     target = target or TuneTarget()
     if tune != "off":
         pick_device(target.device)  # a missing CUDA device is reported before any work
+        check_tuning_cache(tuning_cache)  # a path that is not a prunex tuning cache is refused, never moved
     checkpoint = Path(checkpoint)
     model, ckpt = model_from_checkpoint(checkpoint)
     out = Path(out) if out is not None else files.RunDirectory.of(checkpoint).compressed

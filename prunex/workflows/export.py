@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prunex.artifacts import check_writable_parent
 from prunex.artifacts.errors import InputError
+from prunex.artifacts.export_outputs import ExportOutput, check_outputs, sha256_of
 from prunex.exporters.export import (
     export_and_validate_onnx,
     export_and_validate_tensorrt,
@@ -21,7 +22,7 @@ from prunex.exporters.export import (
     written_opset,
 )
 from prunex.exporters.onnx_export import DEFAULT_OPSET, EXPORTERS, newest_opset
-from prunex.exporters.sources import LoadedModel, load_model
+from prunex.exporters.sources import LoadedModel, load_model, source_files
 from prunex.exporters.tensorrt_engine import EngineSpec, require_tensorrt
 from prunex.exporters.validate import ValidationReport
 
@@ -38,16 +39,17 @@ class ExportOutcome:
 def publish(final: Path, make: Callable[[Path], tuple[ValidationReport, dict]], key: str) -> ExportOutcome:
     """``make(tmp)`` exports to a temporary sibling and validates; the output goes to ``final`` if it passed, else to
     FINAL.diverged, so an earlier ``final`` is replaced only by a validated model."""
+    output = ExportOutput(final)
     tmp = final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")
     try:
         report, extra = make(tmp)
-        path = final if report.passed else final.with_name(f"{final.stem}.diverged{final.suffix}")
+        path = final if report.passed else output.diverged
+        checksum = sha256_of(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportOutcome(
-        report, path, write_report(path.with_suffix(".validation.json"), report, {key: str(path), **extra})
-    )
+    fields = {key: str(path), "sha256": checksum, **extra}
+    return ExportOutcome(report, path, write_report(output.report_of(path), report, fields))
 
 
 @dataclass
@@ -90,9 +92,13 @@ def prepare_export(
     opt_batch: int = 32,
     max_batch: int = 128,
     workspace_gb: float = 4.0,
+    force: bool = False,
 ) -> ExportJob:
     """Check every option, both outputs and TensorRT before any work, then load the model (a compressed directory,
-    or a checkpoint / run directory: the frozen gated network)."""
+    or a checkpoint / run directory: the frozen gated network).
+
+    An output never replaces a file an earlier export did not write, nor one of the export's inputs; it replaces an
+    earlier export (model, report, or their ``.diverged`` twins) only with ``force``."""
     if onnx is None and trt is None:
         raise InputError("give --onnx PATH, --trt PATH or both")
     if exporter not in EXPORTERS:
@@ -106,13 +112,12 @@ def prepare_export(
             f"{min_batch}, {opt_batch}, {max_batch}, {workspace_gb} GB"
         )
     outputs = [Path(p) if p is not None else None for p in (onnx, trt)]
-    for path in outputs:
-        if path is not None:
-            if path.is_dir():
-                raise InputError(f"{path} is a directory; give the path of the file to write")
-            check_writable_parent(path)
+    source = Path(source)
+    named = {option: path for option, path in zip(("--onnx", "--trt"), outputs, strict=True) if path is not None}
+    check_outputs(named, force=force, inputs=source_files(source))
+    for path in named.values():
+        check_writable_parent(path)
     if trt is not None:
         require_tensorrt()
-    source = Path(source)
     engine = (min_batch, opt_batch, max_batch, fp16, int(workspace_gb * (1 << 30)))
     return ExportJob(source, load_model(source), *outputs, exporter, opset, engine)

@@ -23,7 +23,7 @@ LAYERS = {
     "passes": 5,
     "inspection": 5,
     "exporters": 6,
-    "bench": 7,
+    "benchmarking": 7,
     "workflows": 8,
     "cli": 9,
     "": 10,  # prunex/__init__.py, the facade
@@ -142,7 +142,7 @@ def test_pictures_and_benchmarks_leave_no_figure_and_no_temporary_directory(tmp_
     import matplotlib.pyplot as plt
     import torch
 
-    from prunex.bench.run import BenchModel, BenchSettings, run_grid
+    from prunex.benchmarking.run import BenchModel, BenchSettings, run_grid
     from prunex.inspection import draw_pictures
     from prunex.models import create_model
     from prunex.passes.graph import freeze

@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 
 import prunex.passes.pipeline as pipeline_module
 from prunex.artifacts import RunLock, atomic_directory
-from prunex.artifacts.tuning_cache import TuningCache
 from prunex.cli.app import app
 from prunex.train import Trainer, load_checkpoint, save_checkpoint
 from tests.passes.helpers import bias_breaker
@@ -239,7 +238,17 @@ def test_corrupt_images_in_a_folder_are_named(tmp_path):
                 Image.new("RGB", (40, 40), (60 * i, 0, 0)).save(tmp_path / "data" / split / c / f"{i}.png")
     (tmp_path / "data" / "train" / "a" / "0.png").write_bytes(b"not an image at all")
     result = invoke(
-        "train", "--dataset", "imagefolder", "--data-root", tmp_path / "data", "--out", tmp_path / "r", "--epochs", "4"
+        "train",
+        "--dataset",
+        "imagefolder",
+        "--data-root",
+        tmp_path / "data",
+        "--out",
+        tmp_path / "r",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "2",
     )
     assert_one_line_error(result, 2, "cannot read", "0.png")
 
@@ -330,35 +339,6 @@ def test_inspect_replaces_only_its_own_output(work, tmp_path):
     assert_one_line_error(invoke("inspect", work, "--format", "gif", "--out", tmp_path / "i"), 2, "--format")
 
 
-# -- tuning cache: damaged caches are set aside, never fatal ---------------------------------------------------------
-@pytest.mark.parametrize(
-    "content",
-    [b"\xff\xfe\x00", b"[]", b"null", b'{"k": "fast"}', b'{"k": [1, 2]}', b'{"k": {"dense": -1.0}}', b"{oops"],
-)
-def test_a_damaged_tuning_cache_is_moved_aside_and_re_measured(tmp_path, content):
-    path = tmp_path / "tuning.json"
-    path.write_bytes(content)
-    cache = TuningCache(path)
-    assert cache.entries == {} and len(cache.warnings) == 1 and "moved to" in cache.warnings[0]
-    aside = [p for p in tmp_path.iterdir() if p.name.startswith("tuning.json.damaged-")]
-    assert len(aside) == 1 and aside[0].read_bytes() == content
-    cache.put("k", {"dense": 1.0})
-    cache.save()
-    assert json.loads(path.read_text()) == {"k": {"dense": 1.0}}
-
-
-def test_a_tuning_cache_that_is_a_directory_is_reported_not_fatal(tmp_path):
-    path = tmp_path / "tuning.json"
-    path.mkdir()
-    (path / "x").write_text("busy")
-    cache = TuningCache(path)
-    cache.put("k", {"dense": 1.0})
-    cache.save()
-    assert cache.warnings and (
-        path.is_dir() or any(p.name.startswith("tuning.json.damaged-") for p in tmp_path.iterdir())
-    )
-
-
 # -- every command, random options and random files ---------------------------------------------------------------
 COMMANDS = ["compress", "export", "bench", "inspect", "train-resume", "train-config"]
 
@@ -391,14 +371,20 @@ def test_random_options_and_files_never_end_in_a_traceback(tmp_path_factory, com
 
 
 def test_a_batch_that_does_not_fit_in_memory_is_reported_per_row(work, tmp_path, monkeypatch):
-    import prunex.bench.run as run_module
+    import prunex.benchmarking.run as run_module
 
-    def out_of_memory(fn, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    real_prepare = run_module.prepare_eager
 
-    monkeypatch.setattr(run_module, "time_callable", out_of_memory)
+    def out_of_memory_above_batch_1(case):
+        if case.batch > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real_prepare(case)
+
+    monkeypatch.setattr(run_module, "prepare_eager", out_of_memory_above_batch_1)
     result = invoke("bench", work / "compressed", "--out", tmp_path / "b", "--backend", "eager", "--iters", "3")
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "b" / "bench.json").read_text())["results"]
-    assert rows and all(r["status"] == "unavailable" and "out of memory at batch" in r["reason"] for r in rows)
+    assert {r["status"] for r in rows if r["batch"] == 1} == {"ok"}
+    big = [r for r in rows if r["batch"] == 32]
+    assert big and all(r["status"] == "unavailable" and "out of memory at batch 32" in r["reason"] for r in big)
     assert "not measured: out of memory" in " ".join(result.output.split())

@@ -84,15 +84,16 @@ def test_a_diverging_export_fails_validation_and_says_by_how_much(run_dir, tmp_p
             next(p for p in tampered.parameters() if p.dim() == 4).mul_(1.5)
         return real_export(tampered, example, path, **kwargs)
 
-    monkeypatch.setattr(export_module, "export_onnx", broken_export)
     out = tmp_path / "m.onnx"
-    out.write_bytes(b"an earlier, validated export")
+    assert CliRunner().invoke(app, ["export", str(run_dir / "compressed"), "--onnx", str(out)]).exit_code == 0
+    earlier = out.read_bytes()
+    monkeypatch.setattr(export_module, "export_onnx", broken_export)
     result = CliRunner().invoke(
-        app, ["export", str(run_dir / "compressed"), "--onnx", str(out)], env={"COLUMNS": "200"}
+        app, ["export", str(run_dir / "compressed"), "--onnx", str(out), "--force"], env={"COLUMNS": "200"}
     )
     assert result.exit_code == 3
     assert "DIVERGES from PyTorch: max |Δ|" in result.output and "tolerance 0.0001" in result.output
-    assert out.read_bytes() == b"an earlier, validated export"  # never replaced by a diverging model
+    assert out.read_bytes() == earlier  # never replaced by a diverging model, even with --force
     diverged = tmp_path / "m.diverged.onnx"
     assert diverged.is_file() and json.loads(diverged.with_suffix(".validation.json").read_text())["passed"] is False
 

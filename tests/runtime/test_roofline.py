@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunex.bench.run import add_roofline
+from prunex.benchmarking.run import add_roofline
 from prunex.runtime.flop_count import forward_flops
 from prunex.runtime.roofline import Peak, achieved_tflops, measure_peak, table_peak
 

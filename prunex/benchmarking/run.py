@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunex.bench.backends import ExportCache, prepare_onnxruntime, prepare_tensorrt, unavailable_reason
+from prunex.benchmarking.backends import ExportCache, prepare_onnxruntime, prepare_tensorrt, unavailable_reason
 from prunex.runtime.cases import (
     BackendUnavailable,
     Case,

@@ -1,8 +1,8 @@
 """Latency benchmarking: backends (eager, CUDA graphs, torch.compile, ONNX Runtime, TensorRT), the harness,
 environment capture, and reports."""
 
-from prunex.bench.backends import BACKENDS
-from prunex.bench.run import BenchModel, BenchSettings, run_grid, speedups, versus_reference
+from prunex.benchmarking.backends import BACKENDS
+from prunex.benchmarking.run import BenchModel, BenchSettings, run_grid, speedups, versus_reference
 from prunex.runtime.cases import BackendUnavailable
 from prunex.runtime.timing import LatencyStats, summarise, time_callable
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from prunex.bench.branch_parallel import Layout, StepSettings, _model, paper_layouts, simulate_branch_rank
+from prunex.benchmarking.branch_parallel import Layout, StepSettings, _model, paper_layouts, simulate_branch_rank
 from prunex.nn.multi_residual import MultiResidualBlock
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from prunex.bench.run import speedups
+from prunex.benchmarking.run import speedups
 from prunex.cli.app import app
 from prunex.runtime.timing import COV_WARNING, percentile, summarise, time_callable
 from tests.train.helpers import trained_and_compressed_run
