@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from prunex.cli import bench_cmd, compress_cmd, errors, export_cmd, inspect_cmd, models_cmd, train_cmd
+from prunex.cli.help import PrunexCommand, PrunexGroup
 from prunex.version import __version__
 
 app = typer.Typer(
@@ -14,13 +15,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain, reflowed help (prunex.cli.help) that reads at 80 columns
+    cls=PrunexGroup,
 )
-app.command("train")(train_cmd.train)
-app.command("compress")(compress_cmd.compress)
-app.command("export")(export_cmd.export)
-app.command("bench")(bench_cmd.bench)
-app.command("inspect")(inspect_cmd.inspect)
-app.command("models")(models_cmd.models)
+app.command("train", cls=PrunexCommand)(train_cmd.train)
+app.command("compress", cls=PrunexCommand)(compress_cmd.compress)
+app.command("export", cls=PrunexCommand)(export_cmd.export)
+app.command("bench", cls=PrunexCommand)(bench_cmd.bench)
+app.command("inspect", cls=PrunexCommand)(inspect_cmd.inspect)
+app.command("models", cls=PrunexCommand)(models_cmd.models)
 
 
 def _print_version(value: bool) -> None:

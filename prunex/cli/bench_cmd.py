@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 from rich.console import Console
 
 from prunex.cli.errors import handle_errors
 from prunex.cli.parsing import comma_ints, comma_list
 from prunex.cli.views import print_bench, print_bench_row
-from prunex.runtime.cases import CompileMode
+from prunex.runtime.compile_mode import CompileMode
 
 
 def bench(
@@ -20,15 +19,18 @@ def bench(
         help="Run directories / checkpoints (their gated model and, if "
         "compressed, the compressed one) or compressed model directories.",
     ),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto."),
-    batch: str = typer.Option("1,32", "--batch", help="Comma-separated batch sizes."),
+    device: str = typer.Option("auto", "--device", metavar="cpu|cuda|auto", help="cpu, cuda, or auto."),
+    batch: str = typer.Option("1,32", "--batch", metavar="N[,N]", help="Comma-separated batch sizes."),
     backend: str = typer.Option(
         "all",
         "--backend",
+        metavar="NAME[,NAME]",
         help="Comma-separated: eager, cuda-graphs, compile, onnxruntime, "
         "tensorrt; 'all' tries each (unavailable ones are listed with the reason).",
     ),
-    dtype: str = typer.Option("fp32", "--dtype", help="Comma-separated: fp32, fp16 (fp16 on CUDA only)."),
+    dtype: str = typer.Option(
+        "fp32", "--dtype", metavar="fp32[,fp16]", help="Comma-separated: fp32, fp16 (fp16 on CUDA only)."
+    ),
     channels_last: bool = typer.Option(
         None, "--channels-last/--no-channels-last", help="NHWC memory format (default: on for CUDA)."
     ),
@@ -41,7 +43,8 @@ def bench(
         None,
         "--out",
         "-o",
-        help="Directory for bench.json and bench.png (default: the first free bench, bench-2, …).",
+        metavar="DIR",
+        help="Directory for bench.json and bench.png (default: the first free of bench, bench-2, bench-3 and on).",
     ),
     force: bool = typer.Option(
         False, "--force", help="Replace an earlier benchmark in --out, once the new one has measured something."
@@ -49,6 +52,7 @@ def bench(
     reference: str = typer.Option(
         "auto",
         "--reference",
+        metavar="NAME",
         help="What users would deploy instead, timed alongside with the same settings: auto (the family's: "
         "torchvision ResNeXt for G-ResNeXt-50/101, the plain zoo network of the same depth for CIFAR families), "
         "none, a registered model, or torchvision:NAME (random weights).",
@@ -73,6 +77,8 @@ def bench(
     data sheet for known GPUs, else a matmul measured first). Writes bench.json and bench.png; warns when a
     coefficient of variation exceeds 2.5 %.
     """
+    import torch
+
     from prunex.workflows.bench import prepare_bench
 
     console = Console()

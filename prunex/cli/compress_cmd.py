@@ -15,7 +15,9 @@ from prunex.cli.views import print_report
 
 def compress(
     checkpoint: Path = typer.Argument(..., help="A checkpoint from `prunex train` (file or run directory)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output directory (default: RUN_DIR/compressed)."),
+    out: Path = typer.Option(
+        None, "--out", "-o", metavar="DIR", help="Output directory (default: RUN_DIR/compressed)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a compressed model already in the output directory."),
     fold_bn: bool = typer.Option(True, "--fold-bn/--no-fold-bn", help="Fold BatchNorm into the preceding convs."),
     merge: bool = typer.Option(True, "--merge/--no-merge", help="Merge parallel branches into wide / grouped convs."),
@@ -28,21 +30,44 @@ def compress(
     tune: str = typer.Option(
         "off",
         "--tune",
+        rich_help_panel="Latency-aware lowering",
+        metavar="off|cache|full",
         help="off: keep the learned structure; cache: choose each grouped conv's "
         "realisation and merged-or-separate branches by measured time, reusing cached timings; "
         "full: measure everything again.",
     ),
-    target_device: str = typer.Option("cpu", "--target-device", help="Device to tune for: cpu or cuda[:N]."),
-    target_batch: int = typer.Option(1, "--target-batch", min=1, help="Batch size to tune for."),
-    target_dtype: str = typer.Option("fp32", "--target-dtype", help="fp32 or fp16 (fp16 needs CUDA)."),
-    target_backend: str = typer.Option(
-        "eager", "--target-backend", help="eager, cuda-graphs, or compile (as prunex bench deploys it)."
+    target_device: str = typer.Option(
+        "cpu",
+        "--target-device",
+        rich_help_panel="Latency-aware lowering",
+        metavar="DEVICE",
+        help="Device to tune for: cpu or cuda[:N].",
     ),
-    channels_last: bool = typer.Option(False, "--channels-last", help="Tune for NHWC inputs."),
+    target_batch: int = typer.Option(
+        1, "--target-batch", min=1, rich_help_panel="Latency-aware lowering", help="Batch size to tune for."
+    ),
+    target_dtype: str = typer.Option(
+        "fp32",
+        "--target-dtype",
+        rich_help_panel="Latency-aware lowering",
+        metavar="fp32|fp16",
+        help="fp32 or fp16 (fp16 needs CUDA).",
+    ),
+    target_backend: str = typer.Option(
+        "eager",
+        "--target-backend",
+        rich_help_panel="Latency-aware lowering",
+        metavar="eager|cuda-graphs|compile",
+        help="eager, cuda-graphs, or compile (as prunex bench deploys it).",
+    ),
+    channels_last: bool = typer.Option(
+        False, "--channels-last", rich_help_panel="Latency-aware lowering", help="Tune for NHWC inputs."
+    ),
     plots: bool = typer.Option(False, "--plots", help="Also draw what was learned (as `prunex inspect`) into --out."),
     tuning_cache: Path = typer.Option(
         None,
         "--tuning-cache",
+        rich_help_panel="Latency-aware lowering",
         help="Timing cache file (default ~/.cache/prunex/tuning.json, or $PRUNEX_CACHE_DIR/tuning.json); a path "
         "that is not a prunex tuning cache is refused and left as it is.",
     ),

@@ -16,17 +16,33 @@ def export(
     model: Path = typer.Argument(
         ..., help="A compressed model directory, or a checkpoint / run directory (exports the frozen gated network)."
     ),
-    onnx_path: Path = typer.Option(None, "--onnx", help="Write an ONNX model here and validate it with ONNX Runtime."),
-    trt_path: Path = typer.Option(None, "--trt", help="Build a TensorRT engine here and validate it on the GPU."),
-    fp16: bool = typer.Option(False, "--fp16", help="FP16 engine (TensorRT 10: builder flag; 11: FP16 ONNX)."),
-    exporter: str = typer.Option("dynamo", "--exporter", help="dynamo (torch.export based) or legacy (TorchScript)."),
+    onnx_path: Path = typer.Option(
+        None, "--onnx", metavar="FILE", help="Write an ONNX model here and validate it with ONNX Runtime."
+    ),
+    trt_path: Path = typer.Option(
+        None, "--trt", metavar="FILE", help="Build a TensorRT engine here and validate it on the GPU."
+    ),
+    fp16: bool = typer.Option(
+        False, "--fp16", rich_help_panel="TensorRT", help="FP16 engine (TensorRT 10: builder flag; 11: FP16 ONNX)."
+    ),
+    exporter: str = typer.Option(
+        "dynamo", "--exporter", metavar="dynamo|legacy", help="dynamo (torch.export based) or legacy (TorchScript)."
+    ),
     opset: int = typer.Option(
         18, "--opset", min=9, help="ONNX opset (>= 18 for the dynamo exporter, at most what the installed onnx knows)."
     ),
-    min_batch: int = typer.Option(1, "--min-batch", min=1, help="TensorRT optimization profile: smallest batch."),
-    opt_batch: int = typer.Option(32, "--opt-batch", min=1, help="TensorRT optimization profile: batch to tune for."),
-    max_batch: int = typer.Option(128, "--max-batch", min=1, help="TensorRT optimization profile: largest batch."),
-    workspace_gb: float = typer.Option(4.0, "--workspace-gb", min=0.001, help="TensorRT workspace limit."),
+    min_batch: int = typer.Option(
+        1, "--min-batch", min=1, rich_help_panel="TensorRT", help="TensorRT optimization profile: smallest batch."
+    ),
+    opt_batch: int = typer.Option(
+        32, "--opt-batch", min=1, rich_help_panel="TensorRT", help="TensorRT optimization profile: batch to tune for."
+    ),
+    max_batch: int = typer.Option(
+        128, "--max-batch", min=1, rich_help_panel="TensorRT", help="TensorRT optimization profile: largest batch."
+    ),
+    workspace_gb: float = typer.Option(
+        4.0, "--workspace-gb", min=0.001, rich_help_panel="TensorRT", help="TensorRT workspace limit."
+    ),
     force: bool = typer.Option(
         False, "--force", help="Replace an earlier export at the same path (never any other file)."
     ),

@@ -6,14 +6,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from prunex.models import analytic_complexity, list_models, model_entry
-from prunex.models.paper_tables import PAPER_ROWS, compare
-
 
 def models(
     papers: bool = typer.Option(False, "--papers", help="Compare analytic parameter counts with the papers' tables."),
 ) -> None:
     """List every registered model with its paper and its size at the default configuration."""
+    from prunex.models import analytic_complexity, list_models, model_entry
+
     console = Console()
     if papers:
         console.print(papers_table())
@@ -32,6 +31,8 @@ def models(
 
 
 def papers_table() -> Table:
+    from prunex.models.paper_tables import PAPER_ROWS, compare
+
     table = Table(title="parameter counts (and FLOPs where printed): papers vs prunex (analytic, training-time)")
     for col in ("paper", "table", "configuration", "paper says", "prunex", "verdict", "GFLOPs paper / prunex", "note"):
         table.add_column(col)

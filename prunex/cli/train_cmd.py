@@ -18,51 +18,104 @@ def train(
         None,
         "--model",
         "-m",
+        rich_help_panel="Model",
+        metavar="NAME",
         help="Registered model (`prunex models`), torchvision:NAME or module:function. Default: MaskConnect {20,4,8}.",
     ),
-    model_arg: list[str] = typer.Option([], "--model-arg", "-a", help="Model keyword argument key=value (repeat)."),
-    dataset: str = typer.Option(
-        None, "--dataset", "-d", help="digits (default, embedded), cifar10, cifar100, imagefolder, synthetic."
+    model_arg: list[str] = typer.Option(
+        [],
+        "--model-arg",
+        "-a",
+        rich_help_panel="Model",
+        metavar="KEY=VALUE",
+        help="Model keyword argument key=value (repeat).",
     ),
-    data_root: Path = typer.Option(None, "--data-root", help="Directory holding cifar10/cifar100/imagefolder data."),
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        "-d",
+        rich_help_panel="Data",
+        metavar="NAME",
+        help="digits (default, embedded), cifar10, cifar100, imagefolder, synthetic.",
+    ),
+    data_root: Path = typer.Option(
+        None,
+        "--data-root",
+        rich_help_panel="Data",
+        metavar="DIR",
+        help="Directory holding cifar10/cifar100/imagefolder data.",
+    ),
     pipeline: str = options.PIPELINE,
     normalisation: str = options.NORMALISATION,
     recipe: str = typer.Option(
-        None, "--recipe", help="auto (paper schedule on CIFAR / image folders, quick otherwise), paper, or quick."
+        None,
+        "--recipe",
+        rich_help_panel="Schedule",
+        metavar="auto|paper|quick",
+        help="auto (paper schedule on CIFAR / image folders, quick otherwise), paper, or quick.",
     ),
     epochs: int = typer.Option(
-        None, "--epochs", min=1, help="Rescale the recipe's phases to this many epochs in total."
+        None,
+        "--epochs",
+        min=1,
+        rich_help_panel="Schedule",
+        help="Rescale the recipe's phases to this many epochs in total.",
     ),
-    batch_size: int = typer.Option(None, "--batch-size", "-b", min=1, help="Per-process batch size."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", "-b", min=1, rich_help_panel="Schedule", help="Per-process batch size."
+    ),
     weight_decay: float = typer.Option(
-        None, "--weight-decay", min=0.0, help="Weight decay of the weights (not the gates)."
+        None, "--weight-decay", min=0.0, rich_help_panel="Schedule", help="Weight decay of the weights (not the gates)."
     ),
     budget: float = typer.Option(
-        None, "--budget", min=1.0, help="DGConv resource constraint b: ζ ≤ Σ C² / b (32 = ResNeXt 32×4d's size)."
+        None,
+        "--budget",
+        min=1.0,
+        rich_help_panel="Schedule",
+        help="DGConv resource constraint b: ζ ≤ Σ C² / b (32 = ResNeXt 32×4d's size).",
     ),
-    alpha: float = typer.Option(None, "--alpha", help="Exponent of the constraint factor (o/ζ)^α (paper: -0.02)."),
+    alpha: float = typer.Option(
+        None, "--alpha", rich_help_panel="Schedule", help="Exponent of the constraint factor (o/ζ)^α (paper: -0.02)."
+    ),
     config: Path = typer.Option(
-        None, "--config", "-c", help="TOML or JSON file with training settings (options given here win)."
+        None,
+        "--config",
+        "-c",
+        rich_help_panel="Schedule",
+        help="TOML or JSON file with training settings (options given here win).",
     ),
     out: Path = options.OUT,
     resume: Path = options.RESUME,
-    device: str = typer.Option(None, "--device", help="auto (default), cpu, cuda or cuda:N."),
+    device: str = typer.Option(
+        None, "--device", rich_help_panel="Execution", metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N."
+    ),
     amp: bool = typer.Option(
-        None, "--amp/--no-amp", help="Mixed precision on CUDA: bf16 autocast where supported, else fp16 (default on)."
+        None,
+        "--amp/--no-amp",
+        rich_help_panel="Execution",
+        help="Mixed precision on CUDA: bf16 autocast where supported, else fp16 (default on).",
     ),
     channels_last: bool = typer.Option(
-        None, "--channels-last/--no-channels-last", help="Channels-last tensors (default: on CUDA)."
+        None,
+        "--channels-last/--no-channels-last",
+        rich_help_panel="Execution",
+        help="Channels-last tensors (default: on CUDA).",
     ),
     compile: bool = typer.Option(
-        False, "--compile", help="torch.compile the training step's model (slower start, faster GPU steps)."
+        False,
+        "--compile",
+        rich_help_panel="Execution",
+        help="torch.compile the training step's model (slower start, faster GPU steps).",
     ),
     workers: int = options.WORKERS,
     branch_parallel: int = options.BRANCH_PARALLEL,
     learn_groups: str = options.LEARN_GROUPS,
     weights: Path = options.WEIGHTS,
     structure_from: Path = options.STRUCTURE_FROM,
-    seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
+    seed: int = typer.Option(None, "--seed", rich_help_panel="Schedule", help="Random seed (default 0)."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", rich_help_panel="Run directory", help="No progress bars or summary."
+    ),
 ) -> None:
     """Train a gated model; write checkpoint.pt (every epoch), metrics.jsonl and config.json to its run directory.
 

@@ -1,26 +1,39 @@
 """The bottom layer's measuring half: execution cases (eager, CUDA graphs, torch.compile), timing, environment
-capture, numerical comparison, ATen dispatch counting. It imports nothing from the rest of prunex."""
+capture, numerical comparison, ATen dispatch counting. It imports nothing from the rest of prunex.
 
-from prunex.runtime.cases import BackendUnavailable, Case, prepare_compile, prepare_cuda_graphs, prepare_eager
-from prunex.runtime.comparison import compare, exact_float32
-from prunex.runtime.dispatch_count import DispatchCounter, DispatchCounts
-from prunex.runtime.environment import environment
-from prunex.runtime.timing import COV_WARNING, LatencyStats, percentile, summarise, time_callable
+The names below are imported when first used, so that a torch-free module of this package (``compile_mode``, read
+by the CLI's ``--help``) does not import torch.
+"""
 
-__all__ = [
-    "COV_WARNING",
-    "BackendUnavailable",
-    "Case",
-    "DispatchCounter",
-    "DispatchCounts",
-    "LatencyStats",
-    "compare",
-    "environment",
-    "exact_float32",
-    "percentile",
-    "prepare_compile",
-    "prepare_cuda_graphs",
-    "prepare_eager",
-    "summarise",
-    "time_callable",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "BackendUnavailable": "cases",
+    "Case": "cases",
+    "prepare_compile": "cases",
+    "prepare_cuda_graphs": "cases",
+    "prepare_eager": "cases",
+    "CompileMode": "compile_mode",
+    "compare": "comparison",
+    "exact_float32": "comparison",
+    "DispatchCounter": "dispatch_count",
+    "DispatchCounts": "dispatch_count",
+    "environment": "environment",
+    "COV_WARNING": "timing",
+    "LatencyStats": "timing",
+    "percentile": "timing",
+    "summarise": "timing",
+    "time_callable": "timing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"prunex.runtime.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'prunex.runtime' has no attribute {name!r}")
+
+
+__all__ = sorted(_HOMES)

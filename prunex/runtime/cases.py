@@ -6,10 +6,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 import torch
 from torch import nn
+
+from prunex.runtime.compile_mode import CompileMode
 
 
 class BackendUnavailable(RuntimeError):
@@ -69,26 +70,6 @@ def prepare_cuda_graphs(case: Case) -> Callable[[], object]:
     with torch.cuda.graph(graph), torch.inference_mode():
         module(static)
     return graph.replay
-
-
-class CompileMode(StrEnum):
-    """How ``torch.compile`` prepares a module for inference."""
-
-    DEPLOY = "deploy"  # inductor freezing (weights, folded BN and layouts become constants) + CUDA graphs on CUDA
-    MAX_AUTOTUNE = "max-autotune"  # DEPLOY with autotuned kernels (slow to compile)
-    DEFAULT = "default"  # torch.compile's defaults: no freezing, no CUDA graphs
-
-    def torch_mode(self, cuda: bool) -> str:
-        """The ``mode=`` argument of ``torch.compile`` (CUDA graphs only exist on CUDA)."""
-        if self is CompileMode.DEFAULT:
-            return "default"
-        if self is CompileMode.MAX_AUTOTUNE:
-            return "max-autotune" if cuda else "max-autotune-no-cudagraphs"
-        return "reduce-overhead" if cuda else "default"
-
-    @property
-    def freezing(self) -> bool:
-        return self is not CompileMode.DEFAULT
 
 
 def prepare_compile(case: Case, mode: CompileMode = CompileMode.DEPLOY) -> Callable[[], object]:
