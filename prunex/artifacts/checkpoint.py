@@ -51,12 +51,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
+    except pickle.UnpicklingError as err:  # torch's own text suggests an unsafe load: say what was found instead
         raise CheckpointError(
-            f"{path}: not a prunex checkpoint or holds objects it may not ({_first_line(err)})"
-        ) from None
+            f"{path}: not a prunex checkpoint (it is not a torch.save file, or it holds Python objects that a "
+            "checkpoint never holds; prunex reads checkpoints without running code)"
+        ) from err
     except Exception as err:  # torch.load's many ways of failing on a damaged file (EOF, zip, unpickler state)
-        raise CheckpointError(f"{path}: truncated or not a torch file ({_first_line(err)})") from None
+        raise CheckpointError(f"{path}: not a complete checkpoint (truncated, or not a torch.save file)") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a prunex checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("version", 0) > VERSION:

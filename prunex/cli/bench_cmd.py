@@ -81,7 +81,7 @@ def bench(
 
     from prunex.workflows.bench import prepare_bench
 
-    console = Console()
+    console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width
     with handle_errors():
         job = prepare_bench(
             models,

@@ -86,7 +86,7 @@ def compress(
     from prunex.passes.tuning import TuneTarget
     from prunex.workflows.compress import prepare_compress
 
-    console = Console()
+    console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width
     with handle_errors():
         try:
             target = TuneTarget(target_device, target_dtype, target_batch, channels_last, target_backend)

@@ -59,7 +59,7 @@ def export(
     """
     from prunex.workflows.export import prepare_export
 
-    console = Console()
+    console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width
     with handle_errors():
         job = prepare_export(
             model,

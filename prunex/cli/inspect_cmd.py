@@ -24,7 +24,7 @@ def inspect(
     from prunex.inspection import print_summary
     from prunex.workflows.inspect import inspect_run
 
-    console = Console()
+    console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width
     with handle_errors():
         result = inspect_run(checkpoint, out=out, formats=tuple(comma_list(formats)), plots=plots)
         print_summary(console, result.summary)

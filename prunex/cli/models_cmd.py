@@ -13,7 +13,7 @@ def models(
     """List every registered model with its paper and its size at the default configuration."""
     from prunex.models import analytic_complexity, list_models, model_entry
 
-    console = Console()
+    console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width
     if papers:
         console.print(papers_table())
         return

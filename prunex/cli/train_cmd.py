@@ -124,7 +124,7 @@ def train(
     from prunex.train import TrainConfig
     from prunex.workflows import prepare_train
 
-    console = Console()
+    console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width
     started: list = []
     with handle_errors(interrupted=lambda: started[0].interrupted() if started else "nothing was written"):
         fields = TrainConfig.__dataclass_fields__  # options named as the configuration's fields are its fields

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,13 +142,26 @@ class TrainConfig:
 def _phase(p: dict[str, Any] | Phase) -> Phase:
     if isinstance(p, Phase):
         return p
+    settings = {f.name: f for f in fields(Phase)}
     try:
         p = dict(p)
+    except (TypeError, ValueError):
+        raise ConfigError(f"a phase must be a table of settings, got {p!r}") from None
+    label = f"phase {p.get('name', '?')!r}"
+    unknown = sorted(set(p) - set(settings))
+    if unknown:
+        raise ConfigError(f"{label}: unknown setting {', '.join(unknown)} (a phase takes {', '.join(settings)})")
+    missing = [n for n, f in settings.items() if n not in p and f.default is MISSING]
+    if missing:
+        raise ConfigError(f"{label}: needs {', '.join(missing)}")
+    try:
         if "milestones" in p:
             p["milestones"] = tuple(p["milestones"])
         return Phase(**p)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"bad phase {p}: {err}") from None
+        raise ConfigError(f"{label}: {err}") from None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -22,12 +22,10 @@ def build_new_model(
 ) -> nn.Module:
     """``create_model(name, **kwargs)``, then the user's ``weights`` (a state dict, loaded safely and strictly), then
     :func:`learn_groups` where asked; any refusal is a configuration error that says what failed."""
+    check_model_kwargs(name, kwargs)
     try:
         model = create_model(name, **kwargs)
-    except TypeError as err:
-        accepted = ", ".join(p for p in inspect.signature(builder_of(name)).parameters)
-        raise ConfigError(f"{name} does not take these arguments ({err}); it takes: {accepted}") from None
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"cannot build {name} with {kwargs}: {err}") from None
     if weights:
         load_weights(model, weights)
@@ -38,6 +36,29 @@ def build_new_model(
         except ValueError as err:
             raise ConfigError(f"--learn-groups: {err}") from err
     return model
+
+
+_KINDS = ((bool, "true or false"), (int, "a whole number"), (float, "a number"), (str, "a string"))
+
+
+def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """Every keyword is one the builder takes, of the kind its default has (``depth=abc`` for an integer depth is
+    refused here, in words, not deep inside the builder)."""
+    params = inspect.signature(builder_of(name)).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = [k for k in kwargs if k not in params]
+        if unknown:
+            raise ConfigError(f"{name} takes no argument {', '.join(unknown)}; it takes: {', '.join(params)}")
+    for key, value in kwargs.items():
+        default = params[key].default if key in params else None
+        for kind, words in _KINDS:
+            if default is None or not isinstance(default, kind):
+                continue
+            fits = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+            fits |= kind is float and isinstance(value, int) and not isinstance(value, bool)
+            if not fits:
+                raise ConfigError(f"{name}: {key} must be {words}, got {value!r}")
+            break
 
 
 def load_weights(model: nn.Module, path: str) -> None:

@@ -214,6 +214,7 @@ def test_ctrl_c_in_the_first_epoch_promises_no_checkpoint(tmp_path, monkeypatch)
         (["--epochs", "0"], ["--epochs"]),
         (["--model", "maskconnect_cifar", "--model-arg", "depth=7"], ["depth"]),
         (["--model", "maskconnect_cifar", "--model-arg", "nosuchkw=1"], ["nosuchkw", "it takes"]),
+        (["--model", "maskconnect_cifar", "--model-arg", "depth=abc"], ["depth must be a whole number, got 'abc'"]),
     ],
 )
 def test_bad_training_options_are_one_line(tmp_path, options, words):
@@ -221,6 +222,20 @@ def test_bad_training_options_are_one_line(tmp_path, options, words):
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert all(w in " ".join(result.output.split()) for w in words), result.output
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_messages_say_what_was_wrong_in_prunex_s_words(tmp_path, run):
+    (tmp_path / "phase.toml").write_text('[[phases]]\nname = "a"\nepochs = 2\n')
+    result = invoke("train", "--config", tmp_path / "phase.toml", "--out", tmp_path / "r")
+    assert_one_line_error(result, 2, "phase 'a': needs lr")
+    result = invoke("train", "--out", tmp_path / "r", "--dataset", "synthetic", "-a", "bogus=1")
+    assert " ".join(result.output.split()).count("it takes") == 1, result.output
+    (tmp_path / "cut.pt").write_bytes((run / "checkpoint.pt").read_bytes()[:300])
+    (tmp_path / "noise.pt").write_bytes(os.urandom(3000))
+    for name in ("cut.pt", "noise.pt"):
+        result = invoke("train", "--resume", tmp_path / name)
+        assert_one_line_error(result, 2, name, "checkpoint")
+        assert "weights_only" not in result.output and "torch.load" not in result.output, result.output
 
 
 def test_bad_config_files_are_one_line(tmp_path):
