@@ -23,7 +23,7 @@ OPTIONS_PANEL = "Options"
 _METAVARS = {"integer": "N", "integer range": "N", "float": "X", "float range": "X", "path": "PATH", "text": "TEXT"}
 
 
-def _wrap(text: str, width: int, indent: int, first_indent: int | None = None) -> list[str]:
+def wrap(text: str, width: int, indent: int, first_indent: int | None = None) -> list[str]:
     return textwrap.wrap(
         " ".join(text.split()),
         width=max(width, indent + 20),
@@ -44,7 +44,7 @@ def reflowed(text: str, width: int) -> list[str]:
         if any(line.startswith(("  ", "|")) for line in body.splitlines()):
             lines += [" " * INDENT + line for line in body.splitlines()]
         else:
-            lines += _wrap(body, width, INDENT)
+            lines += wrap(body, width, INDENT)
     return lines
 
 
@@ -91,12 +91,12 @@ def definition_list(rows: Iterable[tuple[str, str]], width: int) -> list[str]:
     for term, text in rows:
         head = " " * INDENT + term
         if len(head) < NAME_COLUMN - 1 and text:
-            wrapped = _wrap(text, width, NAME_COLUMN)
+            wrapped = wrap(text, width, NAME_COLUMN)
             lines.append(head.ljust(NAME_COLUMN) + wrapped[0].lstrip())
             lines += wrapped[1:]
         else:
             lines.append(head)
-            lines += _wrap(text, width, NAME_COLUMN) if text else []
+            lines += wrap(text, width, NAME_COLUMN) if text else []
     return lines
 
 

@@ -1,58 +1,106 @@
-"""``prunex models``: the registered models, their papers and sizes (and ``--papers``: counts vs the papers)."""
+"""``prunex models``: the registered models, their papers and sizes; ``prunex models NAME`` one of them in full;
+``--papers`` the parameter counts against the papers' tables, one table per paper with its notes under it."""
 
 from __future__ import annotations
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from prunex.cli.errors import handle_errors
+from prunex.cli.help import wrap
+
+DEFAULT_RUN = "maskconnect_cifar {20,4,8}, K = 4: 260,154 weights on digits"
 
 
 def models(
+    name: str = typer.Argument(None, help="A registered model: show it in full (arguments, size, reference)."),
     papers: bool = typer.Option(False, "--papers", help="Compare analytic parameter counts with the papers' tables."),
 ) -> None:
-    """List every registered model with its paper and its size at the default configuration."""
-    from prunex.models import analytic_complexity, list_models, model_entry
+    """List every registered model: its paper, its size as `prunex train --model NAME` builds it on the default
+    dataset (digits: 10 classes, 1 channel), and what it is."""
+    console = Console(soft_wrap=True)
+    with handle_errors():
+        if papers:
+            print_papers(console)
+        elif name:
+            print_model(console, name)
+        else:
+            print_listing(console)
 
-    console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width
-    if papers:
-        console.print(papers_table())
-        return
-    table = Table(title="prunex models (default configuration)")
-    for col in ("model", "paper", "weights", "gates", "GMACs", "what it is"):
-        table.add_column(col, justify="right" if col in {"weights", "gates", "GMACs"} else "left")
-    for name in list_models():
-        entry = model_entry(name)
-        cx = analytic_complexity(name)
-        table.add_row(name, entry.paper, f"{cx.params:,}", f"{cx.gates:,}", f"{cx.macs / 1e9:.2f}", entry.summary)
-    console.print(table)
-    console.print(
-        "Weights and GMACs are training-time (dense DGConv, all blocks); `prunex compress` reports the deployed ones."
+
+def print_listing(console: Console) -> None:
+    from prunex.models.listing import all_listings
+
+    width = console.width
+    console.print("The registered models, as `prunex train --model NAME` builds them on digits:\n", markup=False)
+    for item in all_listings():
+        size = f"{item.complexity.params:,} weights, {item.complexity.macs / 1e6:,.1f} MMACs"
+        console.print(f"[bold]{item.name}[/bold]  {size}" + ("  (RGB only)" * item.rgb_only))
+        text = wrap(item.summary, width - 1, 4) + wrap(f"Paper: {item.paper}", width - 1, 4)
+        console.print("\n".join(text), highlight=False, markup=False)
+    footer = (
+        f"`prunex train` with no --model trains {DEFAULT_RUN}. Sizes are training-time (dense DGConv, every block); "
+        "`prunex compress` reports the deployed ones. `prunex models NAME` shows one in full."
     )
+    console.print("\n" + "\n".join(wrap(footer, width - 1, 0)), markup=False, highlight=False)
 
 
-def papers_table() -> Table:
+def print_model(console: Console, name: str) -> None:
+    from prunex.artifacts.errors import InputError
+    from prunex.models import UnknownModelError
+    from prunex.models.listing import listing
+
+    try:
+        item = listing(name)
+    except UnknownModelError as err:
+        raise InputError(str(err)) from None
+    cx = item.complexity
+    console.print(f"[bold]{item.name}[/bold] ({escape(item.paper)})\n")
+    for paragraph in item.details.split("\n\n"):
+        console.print("\n".join(wrap(paragraph, console.width - 1, 2)) + "\n", markup=False, highlight=False)
+    args = ", ".join(f"{k}={v!r}" for k, v in item.kwargs.items())
+    for label, value in [
+        ("arguments (on digits)", args),
+        ("size", f"{cx.params:,} weights, {cx.gates:,} gates, {cx.macs:,} MACs"),
+        ("reference (bench)", item.reference or "none"),
+        ("input", "3-channel images only" if item.rgb_only else "any number of channels (in_chans)"),
+    ]:
+        console.print(f"{label}:", markup=False)
+        console.print("\n".join(wrap(value, console.width - 1, 4)), markup=False, highlight=False)
+
+
+def print_papers(console: Console) -> None:
     from prunex.models.paper_tables import PAPER_ROWS, compare
 
-    table = Table(title="parameter counts (and FLOPs where printed): papers vs prunex (analytic, training-time)")
-    for col in ("paper", "table", "configuration", "paper says", "prunex", "verdict", "GFLOPs paper / prunex", "note"):
-        table.add_column(col)
-    for row in PAPER_ROWS:
-        count = row.count()
-        if count is None:
-            table.add_row(row.paper, row.table, row.label, f"{row.printed}M", "-", "not comparable", "", row.note)
-            continue
-        verdict, rel = compare(row.printed, count)
-        colour = "green" if verdict != "differs" else "yellow" if not row.reproduced else "red"
-        gflops = row.gflops()
-        flops = "" if gflops is None else f"{row.printed_gflops} / {gflops:.2f}"
-        table.add_row(
-            row.paper,
-            row.table,
-            row.label,
-            f"{row.printed}M",
-            f"{count:,}",
-            f"[{colour}]{verdict} ({rel:+.1%})[/{colour}]",
-            flops,
-            row.note,
-        )
-    return table
+    console.print("Parameter counts (and FLOPs where printed): the papers against prunex's counts")
+    for paper in dict.fromkeys(row.paper for row in PAPER_ROWS):
+        rows = [r for r in PAPER_ROWS if r.paper == paper]
+        columns = ["table", "configuration", "paper", "prunex", "verdict"]
+        columns += ["GFLOPs paper / prunex"] if any(r.printed_gflops for r in rows) else []
+        table = Table(title=paper, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in columns:
+            table.add_column(col, overflow="fold", justify="right" if col in ("paper", "prunex") else "left")
+        notes: list[str] = []
+        for row in rows:
+            mark = ""
+            if row.note:
+                notes += [row.note] if row.note not in notes else []
+                mark = f" [{notes.index(row.note) + 1}]"
+            count = row.count()
+            if count is None:
+                table.add_row(row.table, row.label, f"{row.printed}M", "-", f"not comparable{escape(mark)}", "")
+                continue
+            verdict, rel = compare(row.printed, count)
+            colour = "green" if verdict != "differs" else "yellow" if not row.reproduced else "red"
+            gflops = row.gflops()
+            flops = "" if gflops is None else f"{row.printed_gflops} / {gflops:.2f}"
+            shown = f"[{colour}]{verdict} ({rel:+.1%})[/{colour}]{escape(mark)}"
+            table.add_row(row.table, row.label, f"{row.printed}M", f"{count:,}", shown, flops)
+        console.print(table)
+        for i, note in enumerate(notes, 1):
+            lines = wrap(f"[{i}] {note}", console.width - 1, 6, first_indent=2)
+            console.print("\n".join(lines), markup=False, highlight=False)
+        console.print()
