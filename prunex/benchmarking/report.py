@@ -8,10 +8,14 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
+WIDE = 118  # columns from which the statistics columns (CoV, img/s, rate, % peak, set-up) are shown too
 
-def results_tables(result: dict[str, Any]) -> list[Table]:
+
+def results_tables(result: dict[str, Any], width: int = WIDE) -> list[Table]:
     """One table per model group (a run's gated and compressed models and their reference side by side);
-    unmeasured cases are left out (the caller lists each unavailable backend once, with its reason)."""
+    unmeasured cases are left out (the caller lists each unavailable backend once, with its reason). Narrower than
+    :data:`WIDE`, only model, backend, batch, median and the two speed-ups are shown (whole); the rest is in
+    bench.json."""
     key = ("group", "kind", "backend", "dtype", "batch")
     speed = {tuple(s[k] for k in key): s["speedup"] for s in result["speedups"]}
     versus = {tuple(s[k] for k in key): s["speedup"] for s in result.get("vs_reference", [])}
@@ -32,22 +36,26 @@ def results_tables(result: dict[str, Any]) -> list[Table]:
         )
         giga = max(r["tflops"] for r in rows) < 1  # a CPU: GFLOP/s reads better
         rate = "GFLOP/s" if giga else "TFLOP/s"
-        columns = ("model", "backend", "batch", "median ms", "CoV", "img/s", rate, "% peak", "setup s")
-        for col in (*columns, "vs gated", "vs ref"):
+        wide = width >= WIDE
+        extra = ("CoV", "img/s", rate, "% peak", "setup s") if wide else ()
+        for col in ("model", "backend", "batch", "median ms", *extra, "vs gated", "vs ref"):
             table.add_column(col, justify="left" if col in ("model", "backend") else "right", no_wrap=True)
         for r in rows:
             k = tuple(r[c] for c in key)
             cov = f"{100 * r['cov']:.1f}%" + ("[yellow]![/yellow]" if r["cov_warning"] else "")
-            table.add_row(
-                r["kind"],
-                f"{r['backend']} {r['dtype']}",
-                str(r["batch"]),
-                f"{r['median_ms']:.3f}",
+            stats = (
                 cov,
                 f"{r['throughput']:.0f}",
                 f"{r['tflops'] * (1000 if giga else 1):.1f}",
                 f"{100 * r['peak_share']:.1f}%",
                 f"{r['setup_s']:.1f}",
+            )
+            table.add_row(
+                r["kind"],
+                f"{r['backend']} {r['dtype']}",
+                str(r["batch"]),
+                f"{r['median_ms']:.3f}",
+                *(stats if wide else ()),
                 f"{speed[k]:.2f}×" if k in speed else "",
                 f"{versus[k]:.2f}×" if k in versus else "",
             )

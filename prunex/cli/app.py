@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from prunex.cli import bench_cmd, compress_cmd, errors, export_cmd, inspect_cmd, models_cmd, train_cmd
@@ -43,6 +45,9 @@ def _root(
     results kept), 130 interrupted.
     """
     errors.verbose = verbose
+    # torch says this on every CUDA build run on a machine without a GPU when compile or export loads its C++
+    # extension helpers; it tells a prunex user nothing (`prunex bench` says which backends need CUDA)
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 
 def main() -> None:

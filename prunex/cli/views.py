@@ -65,7 +65,7 @@ def print_bench_row(console: Console, row: dict[str, Any]) -> None:
 def print_bench(console: Console, result: dict[str, Any], warnings: list[str]) -> None:
     from prunex.benchmarking.report import peak_lines, results_tables, unstable_rows
 
-    for table in results_tables(result):
+    for table in results_tables(result, console.width):
         console.print(table)
     for line in peak_lines(result):
         console.print(f"[dim]{escape(line)}[/dim]")

@@ -43,60 +43,87 @@ def _save(fig, stem: Path, formats: tuple[str, ...]) -> list[Path]:
     return paths
 
 
+ROW_GAP = 2.0  # vertical distance between modules: room for the K-of-C connections between them
+
+
+def _connectivity_legend(ax, palette) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(color=LIVE, label="block in use"),
+        Patch(color=DEAD, label="pruned block (read by nobody)"),
+        Line2D([], [], color=palette(0), lw=1.0, label="connection, coloured by the block it reads"),
+        Line2D([], [], color=EDGE_DEAD, lw=0.5, ls="--", label="connection of a pruned block"),
+    ]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7, frameon=False)
+
+
 def connectivity_figure(conn: Connectivity, stem: Path, formats=("svg", "png")) -> list[Path]:
-    """Rows of C blocks, stem on top and classifier at the bottom; arrows are the frozen K-of-C connections;
-    grey blocks are read by nobody (they are pruned)."""
+    """Rows of C blocks (module 0 reads the stem, at the top; the classifier reads the last module, at the bottom);
+    each arrow is a frozen K-of-C connection, coloured by the block it reads so that it can be traced; grey blocks
+    are read by nobody (they are pruned), and so are their dashed connections."""
     plt = _pyplot()
     from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
 
     c, rows = conn.cardinality, conn.modules
-    fig, ax = plt.subplots(figsize=(0.75 * c + 1.5, 0.75 * rows + 2))
+    palette = plt.get_cmap("tab10" if c <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(0.8 * c + 3.2, 1.25 * rows + 2.6))
     centre = (c - 1) / 2
 
-    def arrow(src, dst, gid, live):
+    def y(i: float) -> float:
+        return -ROW_GAP * i
+
+    def arrow(src, dst, gid, live, colour):
         patch = FancyArrowPatch(
             src,
             dst,
             arrowstyle="-|>",
             mutation_scale=7,
-            lw=0.8 if live else 0.5,
-            color=EDGE if live else EDGE_DEAD,
+            lw=1.0 if live else 0.5,
+            color=colour if live else EDGE_DEAD,
             linestyle="-" if live else "--",
+            alpha=0.9 if live else 0.6,
             zorder=1,
         )
         patch.set_gid(gid)
         ax.add_patch(patch)
 
-    source = Circle((centre, 1.0), 0.25, color=ENDPOINT, zorder=3)
+    source = Circle((centre, y(-0.75)), 0.25, color=ENDPOINT, zorder=3)
     source.set_gid("stem")
     ax.add_patch(source)
-    head = Circle((centre, -rows), 0.25, color=ENDPOINT, zorder=3)
+    ax.text(centre + 0.4, y(-0.75), "stem", va="center", fontsize=8)
+    head = Circle((centre, y(rows - 0.25)), 0.25, color=ENDPOINT, zorder=3)
     head.set_gid("head")
     ax.add_patch(head)
+    ax.text(centre + 0.4, y(rows - 0.25), "classifier (mean of the last C)", va="center", fontsize=8)
     for i, active in enumerate(conn.active):
+        ax.text(-0.75, y(i), f"module {i}", ha="right", va="center", fontsize=8)
         for j, live in enumerate(active):
-            box = Rectangle((j - 0.3, -i - 0.3), 0.6, 0.6, color=LIVE if live else DEAD, zorder=2)
+            box = Rectangle((j - 0.3, y(i) - 0.3), 0.6, 0.6, color=LIVE if live else DEAD, zorder=2)
             box.set_gid(f"block-{i}-{j}-{'active' if live else 'pruned'}")
             ax.add_patch(box)
+            ax.text(j, y(i), str(j), ha="center", va="center", fontsize=7, color="white", zorder=4)
     for j in range(c):
+        live = conn.active[0][j]
         arrow(
-            (centre, 0.75),
-            (j, 0.3),
-            f"edge-0-stem-{j}-{'active' if conn.active[0][j] else 'pruned'}",
-            conn.active[0][j],
+            (centre, y(-0.75) - 0.25), (j, y(0) + 0.3), f"edge-0-stem-{j}-{'active' if live else 'pruned'}", live, EDGE
         )
     for i, k, j in conn.edges():
         live = conn.active[i][j]
-        arrow((k, -(i - 1) - 0.3), (j, -i + 0.3), f"edge-{i}-{k}-{j}-{'active' if live else 'pruned'}", live)
+        gid = f"edge-{i}-{k}-{j}-{'active' if live else 'pruned'}"
+        arrow((k, y(i - 1) - 0.3), (j, y(i) + 0.3), gid, live, palette(k % palette.N))
     for j, live in enumerate(conn.active[-1]):
-        arrow((j, -(rows - 1) - 0.3), (centre, -rows + 0.25), f"edge-head-{j}", live)
-    ax.set_xlim(-0.8, c - 0.2)
-    ax.set_ylim(-rows - 0.5, 1.5)
+        arrow((j, y(rows - 1) - 0.3), (centre, y(rows - 0.25) + 0.25), f"edge-head-{j}", live, EDGE)
+    _connectivity_legend(ax, palette)
+    ax.set_xlim(-2.2, c - 0.2)
+    ax.set_ylim(y(rows) - 0.2, y(-1.2))
     ax.set_aspect("equal")
     ax.axis("off")
     live = sum(map(sum, conn.active))
     ax.set_title(
-        f"learned connectivity: {rows} modules × C = {c}, K = {conn.fan_in}; {live} of {rows * c} blocks in use",
+        f"learned connectivity: {rows} modules × C = {c}, K = {conn.fan_in}; {live} of {rows * c} blocks in use\n"
+        f"block j of module i reads the K blocks of module i − 1 its arrows come from",
         fontsize=9,
     )
     return _save(fig, Path(stem), formats)
@@ -107,14 +134,14 @@ def active_branches_figure(conn: Connectivity, stem: Path, formats=("svg", "png"
     plt = _pyplot()
     counts = [sum(a) for a in conn.active]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(counts) + 2), 3))
-    bars = ax.bar(range(1, len(counts) + 1), counts, color=LIVE)
+    bars = ax.bar(range(len(counts)), counts, color=LIVE)  # numbered from 0, as `prunex inspect`'s table
     for i, (bar, n) in enumerate(zip(bars, counts, strict=True)):
         bar.set_gid(f"module-{i}-active-{n}")
     ax.axhline(conn.cardinality, color="grey", lw=0.8, ls="--", label=f"C = {conn.cardinality}")
     ax.set_xlabel("module (input → output)")
     ax.set_ylabel("active branches")
     ax.set_ylim(0, conn.cardinality + 0.5)
-    ax.set_xticks(range(1, len(counts) + 1))
+    ax.set_xticks(range(len(counts)))
     ax.set_title(f"active branches per module (fan-in K = {conn.fan_in})", fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, Path(stem), formats)

@@ -14,11 +14,19 @@ from torch import nn
 from prunex.inspection import figures
 from prunex.inspection.structure import connectivity, grouped_layers, multi_residual_blocks, sparse_links
 from prunex.models import count_parameters
+from prunex.nn import branch_gates
+from prunex.nn.gates import branch_gate_modules
 
 
 def summarise(model: nn.Module, report: dict[str, Any] | None = None) -> dict[str, Any]:
     """A JSON-ready description of the learned structure (and of the compression, given its report)."""
     out: dict[str, Any] = {"model": getattr(model, "prunex_spec", None), **count_parameters(model)}
+    # gates the run froze (MaskConnect's masks at top-K) are no longer parameters, but they are what it learned
+    out["frozen_gates"] = sum(
+        m.mask.numel()
+        for _, m in branch_gate_modules(model)
+        if m.connectivity is branch_gates.Connectivity.LEARNED and m.weight is None and m.mask is not None
+    )
     conn = connectivity(model)
     if conn is not None:
         out["maskconnect"] = {
@@ -62,11 +70,17 @@ def summarise(model: nn.Module, report: dict[str, Any] | None = None) -> dict[st
     return out
 
 
+def _gates(summary: dict[str, Any]) -> str:
+    frozen = summary.get("frozen_gates", 0)
+    total = summary["gates"] + frozen
+    return f"{total:,} gates" + (f" ({frozen:,} frozen at top-K)" if frozen else "")
+
+
 def print_summary(console: Console, summary: dict[str, Any]) -> None:
     spec = summary.get("model") or {}
     console.print(
         f"[bold]{spec.get('name', 'model')}[/bold] {spec.get('kwargs', '')}: {summary['params']:,} weights, "
-        f"{summary['gates']:,} gates"
+        f"{_gates(summary)}"
     )
     mc = summary.get("maskconnect")
     if mc:

@@ -1,3 +1,4 @@
+import io
 import json
 
 import pytest
@@ -137,6 +138,27 @@ def test_cli_bench_on_cpu_writes_json_with_every_field(run_dir, tmp_path):
     assert all(v["speedup"] == v["reference_median_ms"] / v["median_ms"] for v in versus.values())
     assert "cuda-graphs not measured" in result.output
     assert (out / "bench.png").exists()
+    assert_the_table_reads_at_80_columns(data)
+
+
+def assert_the_table_reads_at_80_columns(data):
+    """At 80 columns the columns that matter are whole (the statistics columns are left to bench.json); wide, they
+    are all there."""
+    from rich.console import Console
+
+    from prunex.benchmarking.report import results_tables
+
+    for width, shown in ((80, False), (160, True)):
+        console = Console(width=width, record=True, file=io.StringIO())
+        for table in results_tables(data, width):
+            console.print(table)
+        text = console.export_text()
+        assert "…" not in text and max(len(line) for line in text.splitlines()) <= width, text
+        for header in ("model", "backend", "batch", "median ms", "vs gated", "vs ref"):
+            assert header in text
+        assert ("% peak" in text) is shown
+        for v in data["vs_reference"]:
+            assert f"{v['speedup']:.2f}×" in text
 
 
 def test_cli_bench_rejects_unknown_backends(run_dir, tmp_path):

@@ -81,24 +81,18 @@ def test_export_refuses_a_report_path_that_holds_a_users_file(world):
     assert snapshot(world) == before and not (world / "m.onnx").exists()
 
 
-def test_export_replaces_its_own_earlier_model_only_with_force(world):
-    out = world / "m.onnx"
-    assert invoke("export", world / "run/compressed", "--onnx", out).exit_code == 0
-    report = json.loads((world / "m.validation.json").read_text())
+def test_export_replaces_its_own_earlier_model_only_with_force_and_not_once_edited(world):
     from prunex.artifacts.export_outputs import sha256_of
 
-    assert report["sha256"] == sha256_of(out)
+    out = world / "m.onnx"
+    assert invoke("export", world / "run/compressed", "--onnx", out).exit_code == 0
+    assert json.loads((world / "m.validation.json").read_text())["sha256"] == sha256_of(out)
     before = snapshot(world)
     assert_refused(invoke("export", world / "run/compressed", "--onnx", out), "--force")
     assert snapshot(world) == before
     assert invoke("export", world / "run/compressed", "--onnx", out, "--force").exit_code == 0
     assert json.loads((world / "m.validation.json").read_text())["sha256"] == sha256_of(out)
-
-
-def test_an_earlier_export_edited_by_hand_is_no_longer_prunex_s_to_replace(world):
-    out = world / "m.onnx"
-    assert invoke("export", world / "run/compressed", "--onnx", out).exit_code == 0
-    out.write_bytes(out.read_bytes() + b"user edit")
+    out.write_bytes(out.read_bytes() + b"user edit")  # now the user's file, whatever its report says
     before = snapshot(world)
     assert_refused(invoke("export", world / "run/compressed", "--onnx", out, "--force"), "not an earlier prunex export")
     assert snapshot(world) == before

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from prunex.cli.app import app
 from prunex.inspection import connectivity, draw, summarise
-from prunex.models import create_model
+from prunex.models import count_parameters, create_model
 from prunex.nn.branch_gates import BranchGates
 from prunex.nn.sparse_aggregation import exponential_offsets
 from tests.passes.helpers import set_dgconv_gates
@@ -104,6 +104,18 @@ def test_summary_matches_the_model():
     assert modules[0]["pruned"] == [0, 2]
     assert modules[5]["live_block_params"] == 3 * sum(p.numel() for p in model.stages[5].blocks[0].parameters())
     assert summary["params"] == sum(p.numel() for p in model.parameters())
+    announced = count_parameters(
+        create_model("maskconnect_cifar", depth=20, bottleneck_width=4, cardinality=3, fan_in=1)
+    )
+    assert summary["gates"] == 0 and summary["frozen_gates"] == announced["gates"] == 5 * 3 * 3  # what train said
+
+
+def test_fixed_connectivity_has_no_gates_to_report():
+    model = create_model(
+        "maskconnect_cifar", depth=20, bottleneck_width=4, cardinality=3, fan_in=1, connectivity="fixed_random"
+    )
+    summary = summarise(model)
+    assert summary["gates"] == 0 and summary["frozen_gates"] == 0
 
 
 def test_cli_inspect_with_a_compressed_run(tmp_path):
