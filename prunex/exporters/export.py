@@ -13,7 +13,13 @@ from prunex.artifacts import atomic_write_text
 from prunex.exporters.onnx_export import export_onnx
 from prunex.exporters.sources import LoadedModel
 from prunex.exporters.tensorrt_engine import EngineRunner, EngineSpec, build_engine, needs_fp16_onnx, require_tensorrt
-from prunex.exporters.validate import ValidationReport, onnxruntime_runner, validate, validation_batches
+from prunex.exporters.validate import (
+    ValidationReport,
+    batch_sources,
+    onnxruntime_runner,
+    validate,
+    validation_batches,
+)
 
 
 def real_samples(loaded: LoadedModel, n: int = 16) -> torch.Tensor | None:
@@ -38,8 +44,9 @@ def write_report(path: Path, report: ValidationReport, extra: dict[str, Any]) ->
 def export_and_validate_onnx(loaded: LoadedModel, path: Path, *, exporter: str, opset: int) -> ValidationReport:
     example = torch.zeros(1, *loaded.input_shape)
     export_onnx(loaded.module, example, path, exporter=exporter, opset=opset)
-    batches = validation_batches(loaded.input_shape, real_samples(loaded))
-    return validate("onnxruntime", onnxruntime_runner(str(path)), loaded.module, batches)
+    real = real_samples(loaded)
+    batches = validation_batches(loaded.input_shape, real)
+    return validate("onnxruntime", onnxruntime_runner(str(path)), loaded.module, batches, sources=batch_sources(real))
 
 
 def export_and_validate_tensorrt(loaded: LoadedModel, spec: EngineSpec, *, exporter: str, opset: int):
@@ -71,7 +78,8 @@ def export_and_validate_tensorrt(loaded: LoadedModel, spec: EngineSpec, *, expor
             trt,
         )
     runner = EngineRunner(spec.engine_path, trt)
-    batches = [b[: spec.max_batch] for b in validation_batches(loaded.input_shape, real_samples(loaded))]
+    real = real_samples(loaded)
+    batches = [b[: spec.max_batch] for b in validation_batches(loaded.input_shape, real)]
     precision = "fp16" if spec.fp16 else "fp32"
-    report = validate("tensorrt", runner.numpy_runner(), loaded.module, batches, precision)
+    report = validate("tensorrt", runner.numpy_runner(), loaded.module, batches, precision, batch_sources(real))
     return report, {"tensorrt_version": str(trt.__version__), "strongly_typed_fp16_onnx": fp16_onnx}

@@ -34,6 +34,7 @@ class ValidationReport:
     top1_agreement: float
     passed: bool
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # what each batch holds: "test images" or "random inputs"
 
     @property
     def message(self) -> str:
@@ -41,9 +42,18 @@ class ValidationReport:
         return (
             f"{self.target} ({self.precision}) {verdict} PyTorch: max |Δ| {self.max_abs_err:.3g} = "
             f"{self.max_rel_err:.3g} of the output scale (tolerance {self.tolerance:g}), top-1 agreement "
-            f"{100 * self.top1_agreement:.2f}% (required {100 * self.min_top1_agreement:.0f}%) over batches "
-            f"{self.batches}"
+            f"{100 * self.top1_agreement:.2f}% (required {100 * self.min_top1_agreement:.0f}%) over "
+            f"{self.described_batches()}"
         )
+
+    def described_batches(self) -> str:
+        """``batches of 1 and 16 test images and 16 random inputs`` (or the bare sizes when sources are unknown)."""
+        if len(self.sources) != len(self.batches):
+            return f"batches {self.batches}"
+        kinds: dict[str, list[str]] = {}
+        for n, source in zip(self.batches, self.sources, strict=True):
+            kinds.setdefault(source, []).append(str(n))
+        return "batches of " + " and ".join(f"{' and '.join(sizes)} {kind}" for kind, sizes in kinds.items())
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "message": self.message}
@@ -55,6 +65,7 @@ def validate(
     module: nn.Module,
     batches: list[torch.Tensor],
     precision: str = "fp32",
+    sources: list[str] | None = None,
 ) -> ValidationReport:
     """Compare ``run`` (numpy in, numpy out) with ``module`` in float32 on each batch."""
     tol, min_agree = TOLERANCES[precision]
@@ -72,7 +83,15 @@ def validate(
         worst["top1_agreement"] = min(worst["top1_agreement"], errs["top1_agreement"])
     passed = worst["max_rel_err"] <= tol and worst["top1_agreement"] >= min_agree
     return ValidationReport(
-        target, precision, tol, min_agree, [len(x) for x in batches], **worst, passed=passed, outputs=outputs
+        target,
+        precision,
+        tol,
+        min_agree,
+        [len(x) for x in batches],
+        **worst,
+        passed=passed,
+        outputs=outputs,
+        sources=list(sources or []),
     )
 
 
@@ -88,6 +107,12 @@ def onnxruntime_runner(path: str, providers: list[str] | None = None) -> Callabl
         return session.run(None, {name: x})[0]
 
     return run
+
+
+def batch_sources(real: torch.Tensor | None) -> list[str]:
+    """What each of :func:`validation_batches`' batches holds."""
+    first = "test images" if real is not None and len(real) else "random inputs"
+    return [first, first, "random inputs"]
 
 
 def validation_batches(shape: tuple[int, ...], real: torch.Tensor | None = None, n: int = 16) -> list[torch.Tensor]:

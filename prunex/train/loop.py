@@ -41,7 +41,7 @@ from prunex.train.epoch_records import TrainState, checkpoint_payload, record_ep
 from prunex.train.epochs import EpochRunner
 from prunex.train.gate_report import gate_report
 from prunex.train.loaders import check_batch_fits, make_loaders
-from prunex.train.new_model import build_new_model, model_kwargs_for, retrained_structure
+from prunex.train.new_model import build_new_model, check_branch_model, model_kwargs_for, retrained_structure
 from prunex.train.resource import budget
 from prunex.train.result import TrainResult
 from prunex.train.rng_state import capture_rng_state, restore_rng_state, seed_everything
@@ -66,6 +66,8 @@ class Trainer:
         quiet: bool = False,
         kill_after_steps: int | None = None,
     ) -> None:
+        if resume is None:  # a layout the network cannot take is said before any process group is joined
+            check_branch_model(config.model, config.model_kwargs, config.branch_parallel)
         self.ctx = dist_utils.setup(config.device, config.branch_parallel)
         self.console = console or Console()
         self.quiet = quiet or not self.ctx.is_main

@@ -14,6 +14,7 @@ from torch import nn
 from prunex.artifacts.errors import InputError
 from prunex.data import DatasetInfo
 from prunex.models import GroupLearning, builder_of, create_model, learn_groups
+from prunex.nn.branch_parallel import BranchLayoutError, check_branch_layout
 from prunex.train.config import ConfigError
 
 
@@ -59,6 +60,23 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
             if not fits:
                 raise ConfigError(f"{name}: {key} must be {words}, got {value!r}")
             break
+
+
+def check_branch_model(name: str, kwargs: dict[str, Any], size: int) -> None:
+    """Refuse ``--branch-parallel size`` for a network it cannot split (no multi-residual blocks, or a k that
+    ``size`` does not divide) before any process group or data is touched: the network is built on the meta
+    device, which allocates nothing. Builders that cannot run there are left to the check after the real build."""
+    if size <= 1:
+        return
+    try:
+        with torch.device("meta"):
+            model = create_model(name, **kwargs)
+    except Exception:  # noqa: BLE001 — a preflight only; the real build reports its own errors
+        return
+    try:
+        check_branch_layout(model, size)
+    except BranchLayoutError as err:
+        raise ConfigError(f"--branch-parallel {size}: {err}") from err
 
 
 def load_weights(model: nn.Module, path: str) -> None:

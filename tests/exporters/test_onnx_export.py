@@ -73,6 +73,8 @@ def test_cli_export_writes_model_and_validation_report(run_dir, tmp_path):
     report = json.loads(out.with_suffix(".validation.json").read_text())
     assert report["passed"] and report["target"] == "onnxruntime" and report["exporter"] == "dynamo"
     assert {"max_abs_err", "max_rel_err", "top1_agreement", "batches", "tolerance"} <= set(report)
+    assert report["sources"] == ["test images", "test images", "random inputs"]  # the run's own data, then noise
+    assert "over batches of 1 and 16 test images and 16 random inputs" in " ".join(result.output.split())
 
 
 def test_a_diverging_export_fails_validation_and_says_by_how_much(run_dir, tmp_path, monkeypatch):
