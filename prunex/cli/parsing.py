@@ -34,3 +34,24 @@ def model_args(pairs: list[str]) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             out[key.strip()] = value.strip()
     return out
+
+
+def given_arguments(ctx: typer.Context, skip: set[str]) -> list[str]:
+    """The options of ``ctx`` that came from the command line, written out again (for a command that starts
+    itself in other processes); ``skip`` names parameters to leave out."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        name = param.name
+        source = ctx.get_parameter_source(name)
+        if name in skip or getattr(source, "name", None) != "COMMANDLINE":
+            continue
+        value, opt = ctx.params[name], param.opts[0]
+        if getattr(param, "is_flag", False):
+            argv += [opt] if value else list(param.secondary_opts[:1])
+        elif getattr(param, "multiple", False):
+            argv += [part for v in value for part in (opt, str(v))]
+        elif not opt.startswith("-"):
+            argv.append(str(value))
+        else:
+            argv += [opt, str(value)]
+    return argv

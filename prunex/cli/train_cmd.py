@@ -9,7 +9,7 @@ from rich.console import Console
 
 from prunex.cli import train_options as options
 from prunex.cli.errors import handle_errors
-from prunex.cli.parsing import model_args
+from prunex.cli.parsing import given_arguments, model_args
 
 
 def train(
@@ -116,6 +116,7 @@ def train(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", rich_help_panel="Run directory", help="No progress bars or summary."
     ),
+    nproc_per_node: int = options.NPROC_PER_NODE,
 ) -> None:
     """Train a gated model; write checkpoint.pt (every epoch), metrics.jsonl and config.json to its run directory.
 
@@ -133,5 +134,11 @@ def train(
         given.update(
             {k: str(given[k]) if given[k] else None for k in ("data_root", "out", "weights", "structure_from")}
         )
+        if nproc_per_node is not None:
+            from prunex.workflows.train import launch_train
+
+            argv = given_arguments(ctx, skip={"nproc_per_node"})
+            code = launch_train(argv, nproc_per_node, resume=resume, config=config, **given)
+            raise typer.Exit(code)
         started.append(prepare_train(resume=resume, config=config, console=console, quiet=quiet, **given))
         started[0].fit()

@@ -76,3 +76,14 @@ NORMALISATION = typer.Option(
     help="channel (per-channel mean and std) or pixel-mean (the training split's mean image subtracted). Default: "
     "the recipe's (pixel-mean for MaskConnect / ResNeXt on CIFAR and Mini-ImageNet, as the paper) or the dataset's.",
 )
+
+NPROC_PER_NODE = typer.Option(
+    None,
+    "--nproc-per-node",
+    min=1,
+    metavar="N",
+    rich_help_panel="Execution",
+    help="Start N training processes on this machine with torch.distributed's runner (what torchrun does), once "
+    "the options, the output directory and the --branch-parallel layout have been checked here, so that a mistake "
+    "is one line before any process starts.",
+)

@@ -6,6 +6,9 @@ result = trainer.fit()                                    # checkpoint.pt every 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,34 @@ def prepare_train(
     else:
         cfg = build_config(options, str(config) if config else None)
     return Trainer(cfg, resume=resume, console=console, quiet=quiet)
+
+
+def launch_train(
+    argv: list[str],
+    nproc_per_node: int,
+    *,
+    resume: str | Path | None = None,
+    config: str | Path | None = None,
+    **options: Any,
+) -> int:
+    """``prunex train --nproc-per-node N``: check here what can be checked before processes exist (every option, the
+    run directory, the branch layout against N processes and the network), then start ``prunex train ARGV`` in N
+    processes with ``torch.distributed.run`` (``--standalone``: one machine) and return their exit status."""
+    from prunex.artifacts.errors import InputError
+    from prunex.train.distributed import check_branch_parallel
+    from prunex.train.new_model import check_branch_model
+    from prunex.train.run_dir import check_new_run_dir
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InputError("--nproc-per-node starts the processes itself: run it without torchrun")
+    cfg = resume_config({**options, "config": config}) if resume is not None else build_config(options, config)
+    check_branch_parallel(cfg.branch_parallel, nproc_per_node)
+    if resume is None:
+        check_branch_model(cfg.model, cfg.model_kwargs, cfg.branch_parallel)
+        if cfg.out:
+            check_new_run_dir(Path(cfg.out))
+    runner = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}"]
+    return subprocess.run([*runner, "-m", "prunex", "train", *argv], check=False).returncode
 
 
 def train_run(**options: Any) -> TrainResult:
