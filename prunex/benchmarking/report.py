@@ -85,30 +85,37 @@ def plot_latency(result: dict[str, Any], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    lines: dict[str, list[tuple[int, float]]] = {}
+    lines: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
     for r in result["results"]:
         if r["status"] == "ok":
-            lines.setdefault(f"{r['model']} [{r['kind']}] {r['backend']} {r['dtype']}", []).append(
-                (r["batch"], r["median_ms"])
-            )
+            lines.setdefault((r["kind"], r["backend"], r["dtype"]), []).append((r["batch"], r["median_ms"]))
     if not lines:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    # colour: which model (gated / compressed / reference); line style and marker: how it ran (backend, dtype)
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colours: dict[str, str] = {}
-    for label, points in sorted(lines.items()):
+    kinds = list(dict.fromkeys(kind for kind, _, _ in lines))
+    runs = list(dict.fromkeys((backend, dtype) for _, backend, dtype in lines))
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D", "v"]
+    for (kind, backend, dtype), points in lines.items():
         points.sort()
-        how = label.split("] ", 1)[1]  # backend and dtype: the same colour for gated (dashed) and compressed
-        colour = colours.setdefault(how, palette[len(colours) % len(palette)])
-        style = "--" if "[gated]" in label else "-." if "[reference]" in label else ":" if "tuned" in label else "-"
-        ax.plot([p[0] for p in points], [p[1] for p in points], style, color=colour, marker="o", label=label)
+        k, h = kinds.index(kind), runs.index((backend, dtype))
+        ax.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            styles[h % len(styles)],
+            marker=markers[h % len(markers)],
+            color=palette[k % len(palette)],
+            label=f"{kind}, {backend} {dtype}",
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
     ax.set_ylabel("median latency (ms)")
     ax.set_title(f"prunex bench on {result['environment'].get('gpu') or result['environment']['cpu']}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, not over, the curves
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
