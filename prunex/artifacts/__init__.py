@@ -8,6 +8,7 @@ from prunex.artifacts.outputs import (
     atomic_write_text,
     check_replaceable,
     check_writable_parent,
+    claim_output,
     first_free,
 )
 from prunex.artifacts.run_lock import RunLock, RunLockedError
@@ -24,5 +25,6 @@ __all__ = [
     "atomic_write_text",
     "check_replaceable",
     "check_writable_parent",
+    "claim_output",
     "first_free",
 ]

@@ -4,7 +4,7 @@ A run directory (``prunex train``)::
 
     RUN/config.json  checkpoint.pt  metrics.jsonl  .prunex.lock
     RUN/compressed/  model.json  model.safetensors  report.json  [failure.json] [pictures]
-    RUN/inspect/     summary.json  [pictures]
+    RUN/inspect/     summary.json  [pictures]   (then inspect-2/, …: a default output never replaces one)
 
 A benchmark directory (``prunex bench``): ``bench.json``, ``bench.png``, ``learned-<i>-<name>/`` pictures.
 """

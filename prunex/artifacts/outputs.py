@@ -92,6 +92,18 @@ def check_replaceable(out: Path, ours: Callable[[str], bool], command: str) -> N
     check_writable_parent(out)
 
 
+def claim_output(out: Path | None, default: Path, ours: Callable[[str], bool], command: str, force: bool) -> Path:
+    """Where ``command`` writes: ``out`` if given — refused if it holds files ``command`` did not write, or an earlier
+    result of it without ``force`` — else the first free ``default``, ``default-2``, … (never an earlier one)."""
+    path = first_free(default) if out is None else Path(out)
+    check_replaceable(path, ours, command)
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise InputError(
+            f"{path} holds an earlier {command} output; pass --force to replace it, or choose another --out"
+        )
+    return path
+
+
 @contextmanager
 def atomic_directory(path: Path, *, replace: bool) -> Iterator[Path]:
     """A fresh temporary sibling of ``path`` to write into; on success it becomes ``path`` (an existing ``path`` is

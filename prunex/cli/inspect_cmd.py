@@ -14,9 +14,15 @@ from prunex.cli.parsing import comma_list
 
 def inspect(
     checkpoint: Path = typer.Argument(..., help="A checkpoint from `prunex train` (file or run directory)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Where pictures and summary.json go (default RUN_DIR/inspect)."),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Where pictures and summary.json go (default: the first free RUN_DIR/inspect, inspect-2 and on).",
+    ),
     formats: str = typer.Option("svg,png", "--format", help="Picture formats, comma-separated."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw pictures (needs matplotlib)."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier inspect output in --out."),
 ) -> None:
     """Show what was learned: MaskConnect connectivity (grid with arrows, pruned blocks grey) and active branches
     per module, DGConv groups per layer, SparseNet aggregation links; and, when the run was compressed, what was
@@ -26,7 +32,7 @@ def inspect(
 
     console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width
     with handle_errors():
-        result = inspect_run(checkpoint, out=out, formats=tuple(comma_list(formats)), plots=plots)
+        result = inspect_run(checkpoint, out=out, formats=tuple(comma_list(formats)), plots=plots, force=force)
         print_summary(console, result.summary)
         if result.no_pictures:
             console.print(f"[yellow]no pictures:[/yellow] {escape(result.no_pictures)}")

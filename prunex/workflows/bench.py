@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from prunex.artifacts import atomic_directory, check_replaceable, first_free
+from prunex.artifacts import atomic_directory, claim_output
 from prunex.artifacts import layout as files
 from prunex.artifacts.errors import InputError
 from prunex.benchmarking.backends import BACKENDS, unavailable_reason
@@ -112,10 +112,7 @@ def prepare_bench(
             f"unknown compile mode {compile_mode!r} (choose from {', '.join(m.value for m in CompileMode)})"
         ) from None
     _check_something_runs(dev, backends, dtypes)
-    out = first_free(Path(files.BENCH_DIR)) if out is None else Path(out)
-    check_replaceable(out, _ours, "prunex bench")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise InputError(f"{out} holds an earlier benchmark; pass --force to replace it, or choose another --out")
+    out = claim_output(None if out is None else Path(out), Path(files.BENCH_DIR), _ours, "prunex bench", force)
     sources = [Path(s) for s in sources]
     models = []
     for source in sources:  # one source = one group: its gated and compressed models and their reference

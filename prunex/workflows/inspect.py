@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunex.artifacts import atomic_directory, check_replaceable
+from prunex.artifacts import atomic_directory, claim_output
 from prunex.artifacts import layout as files
 from prunex.artifacts.compression_report import read_report
 from prunex.artifacts.errors import InputError
@@ -33,15 +33,16 @@ def inspect_run(
     out: str | Path | None = None,
     formats: tuple[str, ...] = ("svg", "png"),
     plots: bool = True,
+    force: bool = False,
 ) -> InspectResult:
-    """Summarise ``checkpoint`` (and its run's compression report, if any) into ``out`` (default RUN/inspect),
-    replacing an earlier ``prunex inspect`` output only when everything is written."""
+    """Summarise ``checkpoint`` (and its run's compression report, if any) into ``out`` (default: the first free
+    RUN/inspect, RUN/inspect-2, …); a given ``out`` holding an earlier ``prunex inspect`` output is replaced only with
+    ``force``, and only once everything is written."""
     if plots and (not formats or any(f not in files.PICTURE_FORMATS for f in formats)):
         raise InputError(f"--format takes {', '.join(files.PICTURE_FORMATS)} (comma-separated), got {formats}")
     model, _ = model_from_checkpoint(Path(checkpoint))
     run = files.RunDirectory.of(Path(checkpoint))
-    out = Path(out) if out is not None else run.inspect
-    check_replaceable(out, _ours, "prunex inspect")
+    out = claim_output(None if out is None else Path(out), run.inspect, _ours, "prunex inspect", force)
     report = read_report(run.compression_report)
     summary = summarise(model, report)
     with atomic_directory(out, replace=True) as tmp:

@@ -290,7 +290,7 @@ def _command(kind: str, target: Path, root: Path, force: bool) -> list:
         "inspect": ["inspect", root / "run", "--no-plots", "--out", target],
         "train": ["train", "--dataset", "synthetic", "--epochs", "4", "--out", target],
     }
-    return commands[kind] + (["--force"] if force and kind not in ("inspect", "train") else [])
+    return commands[kind] + (["--force"] if force and kind != "train" else [])
 
 
 @pytest.fixture(scope="module")

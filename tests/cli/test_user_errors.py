@@ -348,10 +348,16 @@ def test_a_damaged_compressed_model_is_one_line_for_export_and_bench(work, tmp_p
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "b").exists()
 
 
-def test_inspect_replaces_only_its_own_output(work, tmp_path):
+def test_inspect_numbers_its_default_output_and_replaces_a_given_one_only_with_force(work, tmp_path):
     assert invoke("inspect", work, "--no-plots").exit_code == 0
+    first = snapshot(work / "inspect")
+    assert invoke("inspect", work, "--no-plots").exit_code == 0  # a default output never replaces an earlier one
+    assert snapshot(work / "inspect") == first and (work / "inspect-2" / "summary.json").is_file()
+    assert_one_line_error(invoke("inspect", work, "--no-plots", "--out", work / "inspect"), 2, "--force")
+    assert snapshot(work / "inspect") == first
+    assert invoke("inspect", work, "--no-plots", "--out", work / "inspect", "--force").exit_code == 0
     (work / "inspect" / "mine.txt").write_text("keep")
-    assert_one_line_error(invoke("inspect", work, "--no-plots"), 2, "mine.txt")
+    assert_one_line_error(invoke("inspect", work, "--no-plots", "--out", work / "inspect", "--force"), 2, "mine.txt")
     assert (work / "inspect" / "mine.txt").read_text() == "keep"
     assert_one_line_error(invoke("inspect", work, "--format", "gif", "--out", tmp_path / "i"), 2, "--format")
 
