@@ -120,14 +120,6 @@ def _help_of(param: Parameter) -> str:
 class _Readable:
     """The help sections shared by commands and the group."""
 
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        pieces = [self.options_metavar] if self.options_metavar else []
-        for param in self.get_params(ctx):
-            if isinstance(param, TyperArgument):
-                many = param.nargs != 1 or getattr(param, "multiple", False)
-                pieces.append(names(param) + ("..." if many else ""))
-        return pieces
-
     def format_help_text(self, ctx: Any, formatter: Any) -> None:
         if self.help:
             formatter.write_paragraph()
@@ -143,6 +135,15 @@ class _Readable:
 
 class PrunexCommand(_Readable, TyperCommand):
     """A command whose ``--help`` reads at 80 columns."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """``[OPTIONS] CHECKPOINT`` (arguments by their upper-case names, not ``{checkpoint}``)."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                many = param.nargs != 1 or getattr(param, "multiple", False)
+                pieces.append(names(param) + ("..." if many else ""))
+        return pieces
 
 
 class PrunexGroup(_Readable, TyperGroup):

@@ -55,6 +55,12 @@ def test_every_option_name_appears_whole_and_flags_take_no_value(command):
             assert after in ("", "/ " + ", ".join(param.secondary_opts)), (param.opts, line)
 
 
+def test_the_usage_lines_name_what_each_command_takes():
+    assert _help().splitlines()[0] == "Usage: prunex [OPTIONS] COMMAND [ARGS]..."
+    assert _help("compress").splitlines()[0] == "Usage: prunex compress [OPTIONS] CHECKPOINT"
+    assert _help("bench").splitlines()[0] == "Usage: prunex bench [OPTIONS] MODELS..."
+
+
 def test_train_help_is_grouped_by_topic():
     sections = re.findall(r"^(\w[\w ]*):$", _help("train"), re.M)
     assert sections[:5] == ["Model", "Data", "Schedule", "Run directory", "Execution"], sections
