@@ -20,6 +20,7 @@ Parameter = Any  # typer's (vendored click) parameter: .opts, .secondary_opts, .
 NAME_COLUMN = 30  # an option whose name and metavar fit here gets its help beside it, else on the next lines
 INDENT = 2
 OPTIONS_PANEL = "Options"
+_USAGE_ERRORS = {"UsageError", "BadParameter", "BadOptionUsage", "BadArgumentUsage", "NoSuchOption", "MissingParameter"}
 _METAVARS = {"integer": "N", "integer range": "N", "float": "X", "float range": "X", "path": "PATH", "text": "TEXT"}
 
 
@@ -135,6 +136,18 @@ class _Readable:
 
 class PrunexCommand(_Readable, TyperCommand):
     """A command whose ``--help`` reads at 80 columns."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """A value the parser refuses is one line, like every other mistake: the error and where help is, without
+        the usage block above it."""
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as err:
+            if type(err).__name__ not in _USAGE_ERRORS or getattr(err, "ctx", None) is None:
+                raise
+            err.message = f"{err.message} (see `{err.ctx.command_path} --help`)"
+            err.ctx = None
+            raise
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """``[OPTIONS] CHECKPOINT`` (arguments by their upper-case names, not ``{checkpoint}``)."""

@@ -164,7 +164,7 @@ def recipe_defaults(
     """Config fields a recipe sets; ``auto`` is ``paper`` on CIFAR / image folders and ``quick`` elsewhere. An image
     folder's recipe follows its pipeline (ImageNet or Mini-ImageNet)."""
     if recipe not in RECIPES:
-        raise ConfigError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+        raise ConfigError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     if recipe == "auto":
         recipe = "paper" if dataset in PAPER_DATASETS else "quick"
     pick = paper_recipe if recipe == "paper" else quick_recipe

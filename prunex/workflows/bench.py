@@ -98,7 +98,10 @@ def prepare_bench(
     backends = list(BACKENDS) if backends is None else list(backends)
     unknown = [b for b in backends if b not in BACKENDS] + [d for d in dtypes if d not in DTYPES]
     if unknown:
-        raise InputError(f"unknown backend / dtype: {', '.join(unknown)}")
+        raise InputError(
+            f"unknown backend or dtype: {', '.join(unknown)} (backends: {', '.join(BACKENDS)}; dtypes: "
+            f"{', '.join(DTYPES)})"
+        )
     if not backends:
         raise InputError("--backend names no backend")
     if not batches or min(batches) < 1:

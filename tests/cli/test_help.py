@@ -77,3 +77,18 @@ def test_help_does_not_import_torch_onnx_or_onnxruntime():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["train", "--epochs", "0"], "'--epochs'"),
+        (["compress"], "Missing argument"),
+        (["train", "--nosuch"], "--nosuch"),
+    ],
+)
+def test_a_value_the_parser_refuses_is_one_line_that_says_where_help_is(args, words):
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert words in lines[0] and f"prunex {args[0]} --help" in lines[0] and "Usage:" not in result.output
