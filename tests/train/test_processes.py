@@ -150,7 +150,9 @@ def test_branch_parallel_training_writes_an_ordinary_checkpoint_that_compresses(
 @pytest.mark.slow  # three launches of torchrun; the one-process refusal is checked by default (tests/cli)
 def test_branch_parallel_layouts_the_run_cannot_hold_are_refused_before_any_work(tmp_path):
     run = tmp_path / "bad"
-    done = _torchrun(2, "train", *MULTI, "--device", "cpu", "--branch-parallel", "3", "--out", str(run))
+    # k = 6 splits over 3 ranks, so what is wrong is the world: 3 branch ranks in 2 processes (a k that 3 does not
+    # divide is said first, before the processes are counted: tests/cli/test_user_errors.py)
+    done = _torchrun(2, "train", *MULTI, "-a", "k=6", "--device", "cpu", "--branch-parallel", "3", "--out", str(run))
     # torchrun exits 1 when a worker fails; each worker said why, in one line, and exited with 2
     assert done.returncode != 0 and "--branch-parallel 3 needs at least 3 processes" in done.stderr + done.stdout
     other = _torchrun(2, "train", *TINY, "--device", "cpu", "--branch-parallel", "2", "--out", str(run))
