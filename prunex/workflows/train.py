@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from prunex.train import Trainer, TrainResult, build_config
+from prunex.train import TrainConfig, Trainer, TrainResult, build_config
 from prunex.train.recipes import resume_config
 
 
@@ -29,11 +29,15 @@ def prepare_train(
     """A :class:`~prunex.train.Trainer` for ``options`` (the fields of :class:`~prunex.train.TrainConfig`; ``None``
     means not given) over the recipe's defaults and the ``config`` file, or for resuming the run at ``resume``
     (then only how it executes may be given)."""
+    return Trainer(_configuration(resume, config, options), resume=resume, console=console, quiet=quiet)
+
+
+def _configuration(resume: str | Path | None, config: str | Path | None, options: dict[str, Any]) -> TrainConfig:
+    """The run's configuration: recipe < ``config`` file < ``options`` for a new run; for a resumed one, the
+    options that only say how it executes (any other is refused)."""
     if resume is not None:
-        cfg = resume_config({**options, "config": config})
-    else:
-        cfg = build_config(options, str(config) if config else None)
-    return Trainer(cfg, resume=resume, console=console, quiet=quiet)
+        return resume_config({**options, "config": config})
+    return build_config(options, str(config) if config else None)
 
 
 def launch_train(
@@ -54,7 +58,7 @@ def launch_train(
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise InputError("--nproc-per-node starts the processes itself: run it without torchrun")
-    cfg = resume_config({**options, "config": config}) if resume is not None else build_config(options, config)
+    cfg = _configuration(resume, config, options)
     check_branch_parallel(cfg.branch_parallel, nproc_per_node)
     if resume is None:
         check_branch_model(cfg.model, cfg.model_kwargs, cfg.branch_parallel)
