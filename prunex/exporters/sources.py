@@ -55,14 +55,10 @@ def load_gated_model(checkpoint: Path) -> LoadedModel:
     )
 
 
-def is_compressed_dir(path: Path) -> bool:
-    return (path / "model.json").is_file()
-
-
 def source_files(path: str | Path) -> list[Path]:
     """The files :func:`load_model` reads for ``path`` (and ``path`` itself), which no output may replace."""
     path = Path(path)
-    if path.is_dir() and is_compressed_dir(path):
+    if path.is_dir() and files.is_compressed_dir(path):
         return [path, path / files.MODEL_SPEC, path / files.MODEL_WEIGHTS, path / files.REPORT]
     if path.is_dir():
         return [path, path / files.CHECKPOINT]
@@ -72,7 +68,7 @@ def source_files(path: str | Path) -> list[Path]:
 def load_model(path: str | Path) -> LoadedModel:
     """A compressed directory → the compressed network; a checkpoint or run directory → the frozen gated one."""
     path = Path(path)
-    if path.is_dir() and is_compressed_dir(path):
+    if path.is_dir() and files.is_compressed_dir(path):
         return load_compressed_model(path)
     return load_gated_model(path)
 
@@ -81,11 +77,11 @@ def load_pair(path: str | Path) -> list[LoadedModel]:
     """For a run directory or checkpoint: the gated model and every compressed version in the run directory
     (``compressed``, ``compressed-tuned``, … labelled by directory name)."""
     path = Path(path)
-    if path.is_dir() and is_compressed_dir(path):
+    if path.is_dir() and files.is_compressed_dir(path):
         return [load_compressed_model(path)]
     models = [load_gated_model(path)]
     run_dir = path if path.is_dir() else path.parent
     for sub in sorted(run_dir.glob("compressed*")):
-        if sub.is_dir() and is_compressed_dir(sub):
+        if sub.is_dir() and files.is_compressed_dir(sub):
             models.append(load_compressed_model(sub, sub.name))
     return models
