@@ -1,7 +1,7 @@
 """Train one model of each family on the embedded digits with `prunex train`, compress it with
 `prunex compress`, and tabulate parameters / MACs before → after and the end-to-end error.
 
-    python benchmarks/digits_compress.py [--out runs/digits]   # ~15 min on 2 CPU cores
+    python benchmarks/digits_compress.py [--out runs/digits]   # ~17 min on 2 CPU cores
 
 Writes benchmarks/results/digits_compress.json and .md (the markdown table it prints). Trained runs are reused.
 """
@@ -15,7 +15,12 @@ import sys
 from pathlib import Path
 
 RUNS = {  # run directory name: (label, `prunex train` arguments)
-    "maskconnect-k4": ("MaskConnect {20,4,8}, K=4 (the default)", []),
+    "maskconnect-k4": ("MaskConnect {20,4,8}, K=4 (the default: shared projection)", []),
+    "maskconnect-k4-per-block": (
+        "MaskConnect {20,4,8}, K=4, per-block projection",
+        ["--model", "maskconnect_cifar", *("-a", "depth=20", "-a", "bottleneck_width=4", "-a", "cardinality=8")]
+        + ["-a", "projection=per_block"],
+    ),
     "maskconnect-k1": (
         "MaskConnect {20,4,8}, K=1",
         [

@@ -45,6 +45,7 @@ FUNCTIONS = {
         operator.getitem,
         torch.cat,
         torch.flatten,
+        torch.matmul,
         torch.index_select,
         torch.narrow,
         torch.zeros_like,
@@ -58,7 +59,10 @@ FUNCTIONS = {
     )
 }
 FUNCTIONS = {k.replace("_operator.", "operator."): v for k, v in FUNCTIONS.items()}
-METHODS = {"repeat", "flatten", "mean", "view", "reshape", "relu", "narrow", "contiguous", "add", "mul", "size"}
+METHODS = {
+    *("repeat", "flatten", "unflatten", "unsqueeze", "mean", "view", "reshape", "relu", "narrow", "contiguous"),
+    *("add", "mul", "size"),
+}
 
 
 class SerializationError(InputError):

@@ -1,20 +1,6 @@
-"""Latency benchmarking: backends (eager, CUDA graphs, torch.compile, ONNX Runtime, TensorRT), the harness,
-environment capture, and reports."""
+"""Latency benchmarking: the harness over the backends of :mod:`prunex.runtime.backends` (eager, CUDA graphs,
+torch.compile, ONNX Runtime, TensorRT), and its reports."""
 
-from prunex.benchmarking.backends import BACKENDS
 from prunex.benchmarking.run import BenchModel, BenchSettings, run_grid, speedups, versus_reference
-from prunex.runtime.cases import BackendUnavailable
-from prunex.runtime.timing import LatencyStats, summarise, time_callable
 
-__all__ = [
-    "BACKENDS",
-    "BackendUnavailable",
-    "BenchModel",
-    "BenchSettings",
-    "LatencyStats",
-    "run_grid",
-    "speedups",
-    "summarise",
-    "time_callable",
-    "versus_reference",
-]
+__all__ = ["BenchModel", "BenchSettings", "run_grid", "speedups", "versus_reference"]

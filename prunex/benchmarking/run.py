@@ -11,15 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunex.benchmarking.backends import ExportCache, prepare_onnxruntime, prepare_tensorrt, unavailable_reason
-from prunex.runtime.cases import (
-    BackendUnavailable,
-    Case,
-    CompileMode,
-    prepare_compile,
-    prepare_cuda_graphs,
-    prepare_eager,
-)
+from prunex.runtime.backends import ExportCache, RunOptions, parse_backend, prepare, unavailable_reason
+from prunex.runtime.cases import BackendUnavailable, Case, CompileMode
 from prunex.runtime.environment import environment
 from prunex.runtime.flop_count import forward_flops
 from prunex.runtime.roofline import Peak, achieved_tflops, device_peak, raised_to
@@ -53,25 +46,14 @@ class BenchSettings:
 REFERENCE = "reference"  # the kind of a reference row (the network users would deploy instead)
 
 
-def _prepare(backend: str, case: Case, exports: ExportCache, settings: BenchSettings) -> Callable[[], object]:
-    if backend == "eager":
-        return prepare_eager(case)
-    if backend == "cuda-graphs":
-        return prepare_cuda_graphs(case)
-    if backend == "compile":
-        return prepare_compile(case, settings.compile_mode)
-    if backend == "onnxruntime":
-        return prepare_onnxruntime(case, exports)
-    return prepare_tensorrt(case, exports, max(settings.batches))
-
-
 def run_grid(
     models: list[BenchModel], settings: BenchSettings, on_row: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
     peaks = {name: device_peak(settings.device, DTYPES[name]) for name in settings.dtypes}
     flops = {id(m): forward_flops(m.module, m.input_shape) for m in models}
     with ExportCache() as exports:
-        rows = _measure(models, settings, exports, flops, on_row)
+        options = RunOptions(exports, settings.compile_mode, max(settings.batches))
+        rows = _measure(models, settings, options, flops, on_row)
     peaks = add_roofline(rows, peaks)
     return {
         "environment": environment(settings.device),
@@ -107,7 +89,7 @@ def add_roofline(rows: list[dict[str, Any]], peaks: dict[str, Peak]) -> dict[str
     return used
 
 
-def _measure(models, settings: BenchSettings, exports: ExportCache, flops, on_row) -> list[dict[str, Any]]:
+def _measure(models, settings: BenchSettings, options: RunOptions, flops, on_row) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for model in models:
         for backend in settings.backends:
@@ -129,7 +111,7 @@ def _measure(models, settings: BenchSettings, exports: ExportCache, flops, on_ro
                         )
                         try:
                             tic = time.perf_counter()
-                            run = _prepare(backend, case, exports, settings)
+                            run = prepare(parse_backend(backend), case, options)
                             setup_s = time.perf_counter() - tic
                             samples = time_callable(
                                 run,

@@ -57,8 +57,9 @@ def compress(
         "eager",
         "--target-backend",
         rich_help_panel="Latency-aware lowering",
-        metavar="eager|cuda-graphs|compile",
-        help="eager, cuda-graphs, or compile (as prunex bench deploys it).",
+        metavar="BACKEND",
+        help="Runtime to tune for, as prunex bench runs it: eager, cuda-graphs, compile, onnxruntime or tensorrt "
+        "(ONNX Runtime and TensorRT time an ONNX export of each candidate layer and of the whole network).",
     ),
     channels_last: bool = typer.Option(
         False, "--channels-last", rich_help_panel="Latency-aware lowering", help="Tune for NHWC inputs."
@@ -76,8 +77,10 @@ def compress(
     layers, no pickle) and report.json.
 
     Passes: fold gate constants → remove dead blocks → CSE → fold BN → merge branches → DGConv to grouped convs →
-    propagate permutations → remove no-ops. A pass that changes the output beyond the tolerance stops the run (exit 3)
-    and writes failure.json instead (beside OUT, as OUT.failure.json, when OUT already holds a model).
+    propagate permutations → remove no-ops → stack blocks (and, with --tune, choose each layer's realisation, then
+    the fastest whole network of tuned, untuned, dense and separate blocks). A pass that changes the output beyond
+    the tolerance stops the run (exit 3) and writes failure.json instead (beside OUT, as OUT.failure.json, when OUT
+    already holds a model).
 
     Nothing is written until the whole compilation has succeeded: a failed or interrupted run leaves OUT as it
     was, and --force replaces an earlier compressed model only then.

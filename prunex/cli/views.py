@@ -37,6 +37,13 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         f"compressed vs frozen: max |Δ| {t['end_to_end_max_abs_err']:.1e}, "
         f"top-1 agreement {100 * t['end_to_end_top1_agreement']:.1f}%"
     )
+    ref = report.get("reference")
+    if ref:
+        macs, params = t["macs_after"] / max(ref["macs"], 1), t["params_after"] / max(ref["params"], 1)
+        console.print(
+            f"reference {escape(ref['name'])}: params {ref['params']:,}, MACs {ref['macs']:,}; "
+            f"the compressed network does {macs:.2f}× its MACs with {params:.2f}× its weights"
+        )
     if report["blocks_removed"]:
         removed = "; ".join(f"{k}: {v}" for k, v in report["blocks_removed"].items())
         console.print(f"blocks removed: {removed}")

@@ -10,9 +10,7 @@ from typing import Any
 import torch
 
 from prunex.artifacts import atomic_write_text
-from prunex.exporters.onnx_export import export_onnx
 from prunex.exporters.sources import LoadedModel
-from prunex.exporters.tensorrt_engine import EngineRunner, EngineSpec, build_engine, needs_fp16_onnx, require_tensorrt
 from prunex.exporters.validate import (
     ValidationReport,
     batch_sources,
@@ -20,6 +18,8 @@ from prunex.exporters.validate import (
     validate,
     validation_batches,
 )
+from prunex.runtime.onnx_program import export_onnx
+from prunex.runtime.tensorrt_engine import EngineRunner, EngineSpec, build_engine, needs_fp16_onnx, require_tensorrt
 
 
 def real_samples(loaded: LoadedModel, n: int = 16) -> torch.Tensor | None:

@@ -10,7 +10,7 @@ from torch import nn
 
 from prunex.artifacts.checkpoint import CheckpointError, load_checkpoint
 from prunex.models.learn_groups import learn_groups
-from prunex.models.registry import UnknownModelError, create_model
+from prunex.models.registry import UnknownModelError, create_model, rebuild_kwargs
 from prunex.models.structure import apply_structure
 from prunex.nn.branch_gates import BranchGates
 
@@ -30,7 +30,7 @@ def build_model(spec: dict[str, Any], state_dict: dict[str, torch.Tensor] | None
     the same :func:`learn_groups` choice; a retrained structure's grouped convs) and, if given, load the state
     dict (strictly)."""
     try:
-        model = create_model(spec["name"], **spec.get("kwargs", {}))
+        model = create_model(spec["name"], **rebuild_kwargs(spec["name"], spec.get("kwargs", {})))
         if spec.get("learn_groups"):
             learn_groups(model, **spec["learn_groups"])
         if spec.get("structure"):

@@ -150,13 +150,13 @@ def g_resnext_cifar(
     return replace_grouped_convs(model, keep_weights=False)
 
 
-@register_model(paper=DGCONV_PAPER, complexity=g_resnext50_complexity)
+@register_model(paper=DGCONV_PAPER, complexity=g_resnext50_complexity, image_size=224)
 def g_resnext50(*, num_classes: int = 1000, groups: int = 32, width_per_group: int = 4) -> tv_resnet.ResNet:
     """G-ResNeXt-50: torchvision resnext50_32x4d with DGConv 3×3 convs (dense weights while training)."""
     return _imagenet_g_resnext([3, 4, 6, 3], num_classes, groups, width_per_group)
 
 
-@register_model(paper=DGCONV_PAPER, complexity=g_resnext101_complexity)
+@register_model(paper=DGCONV_PAPER, complexity=g_resnext101_complexity, image_size=224)
 def g_resnext101(*, num_classes: int = 1000, groups: int = 32, width_per_group: int = 8) -> tv_resnet.ResNet:
     """G-ResNeXt-101: torchvision resnext101_32x8d (the paper's is 32×4d) with DGConv 3×3 convs."""
     return _imagenet_g_resnext([3, 4, 23, 3], num_classes, groups, width_per_group)

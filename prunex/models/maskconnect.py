@@ -3,8 +3,16 @@ previous module they read. CIFAR {D, w, C} (Table 5; Mini-ImageNet's Table 6 add
 ImageNet {50 | 101, w, C} (§3.2, E.2: the ResNeXt-50 / 101 layouts of Xie et al., K = C/2).
 
 Block j of module i computes y_j = ReLU(P(x_j) + F_j(x_j)) with x_j = (1/K)·Σ_k m_jk · y_k^(i−1); module 1 reads
-the stem output; the classifier reads (1/C)·Σ_k y_k of the last module. P is a projection shared by the module's
-blocks (one set of weights applied to each block's input) where width or stride changes.
+the stem output; the classifier reads (1/C)·Σ_k y_k of the last module. Where width or stride changes, P is a
+1×1 conv + BN projection; elsewhere P(x_j) = x_j.
+
+NOTE: the paper leaves the projection shortcut open. ``projection="shared"`` (the default) projects the blocks'
+mean input once per module, y_j = ReLU(P(x̄) + F_j(x_j)) with x̄ = (1/C)·Σ_j x_j, so a module costs what a
+ResNeXt module costs (one projection) and reads nothing its blocks do not (a block no later block reads is still
+removable). ``projection="per_block"`` applies one set of weights to each block's own input,
+y_j = ReLU(P(x_j) + F_j(x_j)): C projections per module (0.2's only form, kept for reproduction and for its
+checkpoints). Since P is linear, P(x̄) is the mean of the per-block projections: the shared form gives every
+block the module's average shortcut instead of its own.
 
 NOTE: the paper (eq. 2) sums without the 1/K and 1/C. With the sum, every module multiplies the scale of the
 identity path by K going forward and the gradient by K going backward (8^5 ≈ 3·10^4 at the stem of {20,4,8} with
@@ -18,6 +26,8 @@ tracing and export use the block-by-block form.
 """
 
 from __future__ import annotations
+
+from enum import Enum
 
 import torch
 from torch import Tensor, nn
@@ -49,10 +59,25 @@ from prunex.nn.init import he_init_
 from prunex.nn.residual import BottleneckFunction, Projection, shortcut
 
 
-class MaskConnectModule(nn.Module):
-    """C blocks y_j = ReLU(P(x_j) + F_j(x_j)); x_j = Σ_k m_jk·y_k (``gates``) or the single input."""
+class ProjectionShortcut(Enum):
+    """Where a MaskConnect module's projection shortcut reads: once, the blocks' mean input (``shared``), or each
+    block's own input (``per_block``)."""
 
-    def __init__(self, spec: ModuleSpec, cardinality: int, gates: BranchGates | None) -> None:
+    SHARED = "shared"
+    PER_BLOCK = "per_block"
+
+
+class MaskConnectModule(nn.Module):
+    """C blocks y_j = ReLU(P(x̄) + F_j(x_j)) (shared projection) or ReLU(P(x_j) + F_j(x_j)) (per block, and
+    wherever P is the identity); x_j = (1/K)·Σ_k m_jk·y_k (``gates``) or the single input."""
+
+    def __init__(
+        self,
+        spec: ModuleSpec,
+        cardinality: int,
+        gates: BranchGates | None,
+        projection: ProjectionShortcut = ProjectionShortcut.SHARED,
+    ) -> None:
         super().__init__()
         self.gates = gates
         self.input_scale = 1.0 / gates.fan_in if gates is not None else 1.0  # x_j = (1/K)·Σ_k m_jk·y_k
@@ -61,6 +86,7 @@ class MaskConnectModule(nn.Module):
             BottleneckFunction(spec.in_ch, spec.width, spec.out_ch, spec.stride) for _ in range(cardinality)
         )
         self.relu = nn.ReLU()
+        self.shared_projection = isinstance(self.shortcut, Projection) and projection is ProjectionShortcut.SHARED
 
     def forward(self, inputs: list[Tensor]) -> list[Tensor]:
         if self.gates is None:  # first module: every block reads the stem output
@@ -71,6 +97,12 @@ class MaskConnectModule(nn.Module):
             xs = [s * self.input_scale for s in aggregate_branches(self.gates(), inputs, len(self.blocks))]
         else:
             xs = aggregate_branches_stacked(self.gates.average(), inputs)
+        if self.shared_projection:
+            mean = xs[0]
+            for x in xs[1:]:
+                mean = mean + x
+            s = self.shortcut(mean * (1.0 / len(xs)))
+            return [self.relu(s + block(x)) for x, block in zip(xs, self.blocks, strict=True)]
         return [self.relu(self.shortcut(x) + block(x)) for x, block in zip(xs, self.blocks, strict=True)]
 
     def can_batch(self) -> bool:
@@ -84,8 +116,11 @@ class MaskConnectModule(nn.Module):
         if self.gates is None:
             return nn.functional.relu(add_to_blocks(bottlenecks(self.blocks, y, shared_input=True), self.shortcut(y)))
         x = mix_blocks(self.gates.average(), y)
+        f = bottlenecks(self.blocks, x)
+        if self.shared_projection:
+            return nn.functional.relu(add_to_blocks(f, self.shortcut(sum_blocks(x, len(self.blocks), mean=True))))
         s = projection_per_block(self.shortcut, x, len(self.blocks)) if isinstance(self.shortcut, Projection) else x
-        return nn.functional.relu(s + bottlenecks(self.blocks, x))
+        return nn.functional.relu(s + f)
 
 
 class MaskConnectNet(nn.Module):
@@ -101,8 +136,10 @@ class MaskConnectNet(nn.Module):
         connectivity: Connectivity | str,
         num_classes: int,
         seed: int | None,
+        projection: ProjectionShortcut | str = ProjectionShortcut.SHARED,
     ) -> None:
         super().__init__()
+        projection = _projection(projection)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.stem = stem
         self.stages = nn.ModuleList(
@@ -110,6 +147,7 @@ class MaskConnectNet(nn.Module):
                 s,
                 cardinality,
                 None if i == 0 else BranchGates(cardinality, cardinality, fan_in, connectivity, generator),
+                projection,
             )
             for i, s in enumerate(specs)
         )
@@ -145,13 +183,15 @@ class MaskConnectNet(nn.Module):
         """Per module, whether each block's output reaches the classifier.
 
         The last module's blocks all feed the head; block k of module i is live iff a live block of module i+1
-        reads it, so dead blocks cascade backwards.
+        reads it (any block, where module i+1 has a shared projection: its mean input reads every block's input),
+        so dead blocks cascade backwards.
         """
         live = [True] * len(self.stages[-1].blocks)
         active = [live]
         for module in reversed(self.stages[1:]):
             mask = module.gates.binary_mask()
-            live_rows = torch.tensor(live, dtype=torch.bool, device=mask.device)
+            readers = [True] * len(live) if module.shared_projection else live
+            live_rows = torch.tensor(readers, dtype=torch.bool, device=mask.device)
             live = [bool(c) for c in (mask[live_rows].sum(0) > 0)]
             active.append(live)
         return active[::-1]
@@ -163,16 +203,28 @@ def _resolve_fan_in(cardinality: int, fan_in: int | None, connectivity: str, lea
     return learned_default if fan_in is None else fan_in
 
 
+BEFORE_0_4 = {"projection": ProjectionShortcut.PER_BLOCK.value}  # what a spec without ``projection`` meant
+
+
+def _projection(choice: ProjectionShortcut | str) -> ProjectionShortcut:
+    try:
+        return ProjectionShortcut(choice)
+    except ValueError:
+        names = ", ".join(p.value for p in ProjectionShortcut)
+        raise ValueError(f"projection must be one of {names}, got {choice!r}") from None
+
+
 def _gates_per_module(cardinality: int, connectivity: str) -> int:
     return cardinality * cardinality if Connectivity(connectivity) is Connectivity.LEARNED else 0
 
 
-def maskconnect_cifar_complexity(*, fan_in, connectivity, seed, **kwargs) -> Complexity:
+def maskconnect_cifar_complexity(*, fan_in, connectivity, seed, projection="shared", **kwargs) -> Complexity:
     gates = _gates_per_module(kwargs["cardinality"], connectivity)
-    return multibranch_complexity(**kwargs, gates_per_module=gates, projection_per_block=True)
+    per_block = _projection(projection) is ProjectionShortcut.PER_BLOCK
+    return multibranch_complexity(**kwargs, gates_per_module=gates, projection_per_block=per_block)
 
 
-@register_model(paper=MASKCONNECT_PAPER, complexity=maskconnect_cifar_complexity)
+@register_model(paper=MASKCONNECT_PAPER, complexity=maskconnect_cifar_complexity, legacy_defaults=BEFORE_0_4)
 def maskconnect_cifar(
     *,
     depth: int = 29,
@@ -186,9 +238,11 @@ def maskconnect_cifar(
     out_width: int | None = None,
     stem_pool: bool = False,
     seed: int | None = None,
+    projection: str = "shared",
 ) -> MaskConnectNet:
     """MaskConnect {D, w, C} with fan-in K (default 4; K = C for fixed_full): x_j = Σ_k m_jk·y_k. ``stem_pool``:
-    the Mini-ImageNet network (Table 6), a 3×3/2 max-pool after the first conv."""
+    the Mini-ImageNet network (Table 6), a 3×3/2 max-pool after the first conv. ``projection``: ``shared`` (one
+    projection of the blocks' mean input per module) or ``per_block`` (see the module docstring)."""
     stem_ch, specs = multibranch_modules(depth, bottleneck_width, stem_width, out_width)
     model = MaskConnectNet(
         stem=stem(in_chans, stem_ch, stem_pool),
@@ -198,6 +252,7 @@ def maskconnect_cifar(
         connectivity=connectivity,
         num_classes=num_classes,
         seed=seed,
+        projection=projection,
     )
     return he_init_(model)  # E.1: trained as Xie et al.'s ResNeXt, i.e. with He et al.'s initialisation
 
@@ -219,16 +274,29 @@ def imagenet_modules(depth: int, bottleneck_width: int) -> list[ModuleSpec]:
 
 
 def maskconnect_imagenet_complexity(
-    *, depth, bottleneck_width, cardinality, fan_in, connectivity, num_classes, in_chans, seed, image_size: int = 224
+    *,
+    depth,
+    bottleneck_width,
+    cardinality,
+    fan_in,
+    connectivity,
+    num_classes,
+    in_chans,
+    seed,
+    projection="shared",
+    image_size: int = 224,
 ) -> Complexity:
     specs = imagenet_modules(depth, bottleneck_width)
     cx = imagenet_stem_complexity(image_size, in_chans)
     gates = _gates_per_module(cardinality, connectivity)
-    cx = modules_complexity(cx, specs, cardinality, gates_per_module=gates, projection_per_block=True)
+    per_block = _projection(projection) is ProjectionShortcut.PER_BLOCK
+    cx = modules_complexity(cx, specs, cardinality, gates_per_module=gates, projection_per_block=per_block)
     return cxm.linear(cxm.global_pool(cx), specs[-1].out_ch, num_classes)
 
 
-@register_model(paper=MASKCONNECT_PAPER, complexity=maskconnect_imagenet_complexity)
+@register_model(
+    paper=MASKCONNECT_PAPER, complexity=maskconnect_imagenet_complexity, legacy_defaults=BEFORE_0_4, image_size=224
+)
 def maskconnect_imagenet(
     *,
     depth: int = 50,
@@ -239,6 +307,7 @@ def maskconnect_imagenet(
     num_classes: int = 1000,
     in_chans: int = 3,
     seed: int | None = None,
+    projection: str = "shared",
 ) -> MaskConnectNet:
     """MaskConnect {D, w, C} for ImageNet (Table 2: {50,4,32}, {101,4,32}, {101,4,64}) with fan-in K = C/2 by
     default (K = C for fixed_full): ResNeXt-50 / 101 whose modules' C blocks each read K of the previous C outputs."""
@@ -250,5 +319,6 @@ def maskconnect_imagenet(
         connectivity=connectivity,
         num_classes=num_classes,
         seed=seed,
+        projection=projection,
     )
     return he_init_(model)  # E.2: Xie et al.'s ResNeXt training, He et al.'s initialisation

@@ -190,7 +190,7 @@ def multiresnet_imagenet_complexity(*, depth, k, num_classes, in_chans, image_si
     return preact_blocks_and_head_complexity(cx, multiresnet_imagenet_stages(depth), block, k, num_classes)
 
 
-@register_model(paper=MULTIRESNET_PAPER, complexity=multiresnet_imagenet_complexity)
+@register_model(paper=MULTIRESNET_PAPER, complexity=multiresnet_imagenet_complexity, image_size=224)
 def multiresnet_imagenet(
     *, depth: int = 18, k: int = 2, num_classes: int = 1000, in_chans: int = 3
 ) -> MultiResNetImageNet:

@@ -16,7 +16,9 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import list_models as torchvision_models
 from torchvision.models import resnet as tv_resnet
 
@@ -109,3 +111,29 @@ def build_reference(reference: Reference) -> nn.Module:
         kwargs = {"depth": 29, "cardinality": 8, "bottleneck_width": 16, "num_classes": 10, "in_chans": 3, **kwargs}
         return CifarResNeXt(**kwargs).eval()
     return create_model(reference.name, **kwargs).eval()  # registered, torchvision:NAME or module:function
+
+
+@dataclass(frozen=True)
+class ReferenceCost:
+    """What the reference network costs for one image: weights and multiply-adds (convolutions and matrix
+    products, counted by PyTorch's FLOP counter)."""
+
+    label: str
+    params: int
+    macs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.label, "params": self.params, "macs": self.macs}
+
+
+def reference_cost(reference: Reference, input_shape: tuple[int, int, int]) -> ReferenceCost:
+    """The reference's size and MACs at ``input_shape`` (C, H, W), measured on the meta device: nothing is
+    allocated or computed, so a ResNeXt-101 costs milliseconds."""
+    with torch.device("meta"):
+        module = build_reference(reference)
+        x = torch.zeros(1, *input_shape)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module(x)
+    params = sum(p.numel() for p in module.parameters())
+    return ReferenceCost(reference.label, params, int(counter.get_total_flops()) // 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -20,6 +20,8 @@ class ModelEntry:
     builder: Callable[..., nn.Module]
     paper: str
     complexity: Callable[..., Complexity]
+    legacy_defaults: dict[str, Any] = field(default_factory=dict)  # see register_model
+    image_size: int = 32  # the side of the images its paper trains it on (what its listed MACs are for)
 
     @property
     def summary(self) -> str:
@@ -34,17 +36,26 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(*, paper: str, complexity: Callable[..., Complexity]):
+def register_model(
+    *,
+    paper: str,
+    complexity: Callable[..., Complexity],
+    legacy_defaults: dict[str, Any] | None = None,
+    image_size: int = 32,
+):
     """Register a builder under its function name.
 
-    ``complexity`` receives every keyword argument of the builder, defaults filled in.
+    ``complexity`` receives every keyword argument of the builder, defaults filled in. ``legacy_defaults`` names
+    arguments added after specs were first written, with the value a spec that omits them meant: such an argument
+    is always written into a new model's spec, and :func:`rebuild_kwargs` fills the old value into one without it.
+    ``image_size``: the side of the paper's images (32 for CIFAR, 224 for ImageNet), at which MACs are listed.
     """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = builder.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, paper, complexity)
+        _REGISTRY[name] = ModelEntry(name, builder, paper, complexity, dict(legacy_defaults or {}), image_size)
         return builder
 
     return decorator
@@ -84,8 +95,18 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         entry = model_entry(name)
         _check_kwargs(entry, kwargs)
         model = entry.builder(**kwargs)
+        defaults = entry.defaults()
+        kwargs = {**kwargs, **{k: defaults[k] for k in entry.legacy_defaults if k not in kwargs}}  # register_model
     model.prunex_spec = {"name": name, "kwargs": dict(kwargs)}
     return model
+
+
+def rebuild_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments that rebuild a model from a spec: ``kwargs`` with the registry's legacy defaults for the
+    arguments an older prunex did not write (a 0.3 MaskConnect checkpoint means ``projection="per_block"``)."""
+    if is_external(name) or name not in _REGISTRY:
+        return dict(kwargs)
+    return {**_REGISTRY[name].legacy_defaults, **kwargs}
 
 
 def analytic_complexity(name: str, **kwargs: Any) -> Complexity:

@@ -87,7 +87,7 @@ def sparsenet_imagenet_complexity(
     return cxm.linear(cxm.global_pool(cxm.batchnorm2d(cx, width)), width, num_classes)
 
 
-@register_model(paper=SPARSENET_PAPER, complexity=sparsenet_imagenet_complexity)
+@register_model(paper=SPARSENET_PAPER, complexity=sparsenet_imagenet_complexity, image_size=224)
 def sparsenet_imagenet(
     *,
     depth: int = 121,

@@ -60,7 +60,8 @@ def _mergeable(gm: fx.GraphModule, node: fx.Node) -> bool:
     )
 
 
-def _signature(module: nn.Module) -> tuple:
+def layer_signature(module: nn.Module) -> tuple:
+    """What two layers must share to merge: type and every shape and setting."""
     if isinstance(module, nn.Conv2d):
         return (
             "conv",
@@ -99,15 +100,23 @@ def _chain_from(gm: fx.GraphModule, head: fx.Node) -> Chain:
     return Chain(head.args[0], nodes)
 
 
-def _parallel_groups(gm: fx.GraphModule) -> list[list[Chain]]:
-    """Groups of ≥ 2 chains with identical layer signatures that start from the same node."""
+def _is_sum(node: fx.Node) -> bool:
+    return node.op == "call_function" and node.target in (operator.add, operator.mul)
+
+
+def _parallel_groups(gm: fx.GraphModule, leave_sums: bool = False, only_sums: bool = False) -> list[list[Chain]]:
+    """Groups of ≥ 2 chains with identical layer signatures that start from the same node (with ``leave_sums``,
+    not from a sum or a scaled node: blocks that read one combination of other blocks are left for
+    :class:`~prunex.passes.stack_blocks.StackBlocks`, which gives each its own slice)."""
     groups = []
     for x in gm.graph.nodes:
+        if (leave_sums and _is_sum(x)) or (only_sums and not _is_sum(x)):
+            continue
         heads = [u for u in x.users if _mergeable(gm, u) and u.args[0] is x]
         by_signature: dict[tuple, list[Chain]] = {}
         for head in heads:
             chain = _chain_from(gm, head)
-            sig = tuple(_signature(module_of(gm, n)) for n in chain.nodes)
+            sig = tuple(layer_signature(module_of(gm, n)) for n in chain.nodes)
             by_signature.setdefault(sig, []).append(chain)
         groups += [chains for chains in by_signature.values() if len(chains) > 1]
     return groups
@@ -162,9 +171,10 @@ def _merged_layer(modules: list[nn.Module], stacked: bool, sum_out: bool) -> tup
         return nn.ReLU(), stacked
 
 
-def _build(gm: fx.GraphModule, chains: list[Chain], sum_out: bool) -> list[nn.Module] | None:
-    """The merged chain's layers (a :class:`RepeatChannels` where the shared input must be stacked first)."""
-    layers, stacked = [], False
+def _build(gm: fx.GraphModule, chains: list[Chain], sum_out: bool, stacked: bool = False) -> list[nn.Module] | None:
+    """The merged chain's layers (a :class:`RepeatChannels` where the shared input must be stacked first);
+    ``stacked``: the chains read consecutive slices of one tensor, not one shared input."""
+    layers = []
     for pos in range(len(chains[0].nodes)):
         modules = [module_of(gm, c.nodes[pos]) for c in chains]
         is_tail = pos == len(chains[0].nodes) - 1
@@ -181,10 +191,11 @@ def _build(gm: fx.GraphModule, chains: list[Chain], sum_out: bool) -> list[nn.Mo
     return layers
 
 
-def _emit(gm: fx.GraphModule, chains: list[Chain], layers: list, after: fx.Node) -> fx.Node:
-    """Insert the merged chain after ``after``; returns its output node."""
+def _emit(gm: fx.GraphModule, chains: list[Chain], layers: list, after: fx.Node, x: fx.Node | None = None) -> fx.Node:
+    """Insert the merged chain (reading ``x``, by default the chains' shared input) after ``after``; returns its
+    output node."""
     base = fresh_name(gm, f"merged_{chains[0].nodes[0].target}")
-    x, cursor = chains[0].input, after
+    x, cursor = x or chains[0].input, after
     for i, layer in enumerate(layers):
         with gm.graph.inserting_after(cursor):
             if isinstance(layer, RepeatChannels):
@@ -199,6 +210,82 @@ def _emit(gm: fx.GraphModule, chains: list[Chain], layers: list, after: fx.Node)
 def _last(gm: fx.GraphModule, nodes: list[fx.Node]) -> fx.Node:
     order = {n: i for i, n in enumerate(gm.graph.nodes)}
     return max(nodes, key=order.__getitem__)
+
+
+@dataclass(frozen=True)
+class SlicedSource:
+    """Chains read ``narrow(base, 1, start + i·width, width)``, i = 0 … k−1."""
+
+    base: fx.Node
+    start: int
+    width: int
+    k: int
+
+    def input(self, gm: fx.GraphModule) -> fx.Node:
+        """The stacked input: ``base`` itself, or the narrow of it the chains cover (inserted here)."""
+        channels = self.base.meta["tensor_meta"].shape[1] if "tensor_meta" in self.base.meta else None
+        if self.start == 0 and self.k * self.width == channels:
+            return self.base
+        return gm.graph.call_function(torch.narrow, (self.base, 1, self.start, self.k * self.width))
+
+
+def _slice_of(node: fx.Node) -> tuple[fx.Node, int, int] | None:
+    is_narrow = node.op == "call_function" and node.target is torch.narrow and node.args[1] == 1
+    if is_narrow and all(isinstance(a, int) for a in node.args[2:4]):
+        return node.args[0], node.args[2], node.args[3]
+    return None
+
+
+def sliced_chain_groups(gm: fx.GraphModule) -> list[tuple[list[Chain], SlicedSource]]:
+    """Runs of ≥ 2 chains with identical layer signatures on consecutive equal slices of one tensor (one chain
+    per slice; each chain's input is its slice)."""
+    by_key: dict[tuple, list[tuple[int, Chain]]] = {}
+    for node in gm.graph.nodes:
+        sl = _slice_of(node)
+        if sl is None:
+            continue
+        heads = [u for u in node.users if _mergeable(gm, u) and u.args[0] is node]
+        signatures = set()
+        for head in heads:
+            chain = _chain_from(gm, head)
+            sig = tuple(layer_signature(module_of(gm, n)) for n in chain.nodes)
+            if all(part == ("relu",) for part in sig) or sig in signatures:  # a lone ReLU is lifted; two alike on
+                continue  # one slice are a shared-input group (MergeParallelBranches)
+            signatures.add(sig)
+            by_key.setdefault((sl[0], sl[2], sig), []).append((sl[1], chain))
+    groups = []
+    for (base, width, _), found in by_key.items():
+        found.sort(key=lambda f: f[0])
+        run = [found[0]]
+        for item in found[1:] + [None]:
+            if item is not None and item[0] == run[-1][0] + width:
+                run.append(item)
+                continue
+            if len(run) >= 2:
+                groups.append(([c for _, c in run], SlicedSource(base, run[0][0], width, len(run))))
+            run = [item] if item is not None else []
+    return groups
+
+
+def merge_shared_chains(gm: fx.GraphModule, tuner: Tuner | None = None, skipped: set | None = None) -> bool:
+    """Merge one group of parallel chains on a shared input (what :class:`MergeParallelBranches` does, here for
+    the groups it left, on sums); True if one was merged. Groups that cannot or (by the tuner) should not merge
+    are added to ``skipped`` and not asked about again."""
+    skipped = set() if skipped is None else skipped
+    for chains in _parallel_groups(gm, only_sums=True):
+        key = tuple(c.nodes[0].name for c in chains)
+        if key in skipped:
+            continue
+        if _merge(gm, chains, tuner):
+            return True
+        skipped.add(key)
+    return False
+
+
+def merge_sliced_chains(gm: fx.GraphModule, group: tuple[list[Chain], SlicedSource]) -> bool:
+    """Merge chains on consecutive slices of one tensor into one grouped chain on the stacked slices."""
+    chains, source = group
+    return _merge(gm, chains, source=source)
 
 
 class SeparateChains(nn.Module):
@@ -221,7 +308,7 @@ def _merge_pays(gm: fx.GraphModule, chains: list[Chain], layers: list, summed: b
     modules = [[module_of(gm, n) for n in c.nodes] for c in chains]
     signature = (
         f"branches k={len(chains)} {'summed' if summed else 'stacked'} "
-        f"{[type(m).__name__ for m in modules[0]]} {[_signature(m) for m in modules[0]]} in {shape[1:]}"
+        f"{[type(m).__name__ for m in modules[0]]} {[layer_signature(m) for m in modules[0]]} in {shape[1:]}"
     )
     chosen = tuner.choose(
         "branches",
@@ -238,20 +325,28 @@ def _merge_pays(gm: fx.GraphModule, chains: list[Chain], layers: list, summed: b
     return chosen is BranchRealisation.MERGED
 
 
-def _merge(gm: fx.GraphModule, chains: list[Chain], tuner: Tuner | None = None) -> bool:
-    """Merge one group of parallel chains; False if their layers cannot be merged (or, with a tuner, if merging
-    is slower on the target)."""
+def _merge(
+    gm: fx.GraphModule, chains: list[Chain], tuner: Tuner | None = None, source: SlicedSource | None = None
+) -> bool:
+    """Merge one group of parallel chains (on one shared input, or with ``source`` on consecutive slices of one
+    tensor); False if their layers cannot be merged (or, with a tuner, if merging is slower on the target)."""
     root = _sum_root(chains[0].tail)
     tails = {c.tail for c in chains}
     summed = root.target is operator.add and tails <= set(_sum_leaves(root))
-    layers = _build(gm, chains, sum_out=True) if summed else None
+    stacked = source is not None
+    layers = _build(gm, chains, sum_out=True, stacked=stacked) if summed else None
     if layers is None:
-        summed, layers = False, _build(gm, chains, sum_out=False)
+        summed, layers = False, _build(gm, chains, sum_out=False, stacked=stacked)
     if layers is None:
         return False
-    if tuner is not None and not _merge_pays(gm, chains, layers, summed, tuner):
+    if tuner is not None and not stacked and not _merge_pays(gm, chains, layers, summed, tuner):
         return False
-    out = _emit(gm, chains, layers, after=chains[0].input)  # it needs only the shared input
+    if source is None:
+        out = _emit(gm, chains, layers, after=chains[0].input)  # it needs only the shared input
+    else:
+        with gm.graph.inserting_after(source.base):
+            x = source.input(gm)
+        out = _emit(gm, chains, layers, after=x, x=x)
     if summed:  # Σ tails → merged output; the other terms of the sum are added back
         acc = out
         for leaf in [x for x in _sum_leaves(root) if x not in tails]:
@@ -275,10 +370,12 @@ class MergeParallelBranches(GraphPass):
 
     name = "merge_parallel_branches"
 
-    def __init__(self, tuner: Tuner | None = None, example_shape: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self, tuner: Tuner | None = None, example_shape: tuple[int, ...] | None = None, leave_sums: bool = False
+    ) -> None:
         if tuner is not None and example_shape is None:
             raise ValueError("a tuned branch merge needs the input shape (C, H, W)")
-        self.tuner, self.example_shape = tuner, example_shape
+        self.tuner, self.example_shape, self.leave_sums = tuner, example_shape, leave_sums
 
     def rewrite(self, gm: fx.GraphModule) -> fx.GraphModule:
         skipped: set[tuple[str, ...]] = set()
@@ -288,7 +385,7 @@ class MergeParallelBranches(GraphPass):
             if self.tuner is not None:  # shapes of the nodes a previous merge created
                 gm.recompile()
                 propagate_shapes(gm, self.example_shape)
-            for chains in _parallel_groups(gm):
+            for chains in _parallel_groups(gm, self.leave_sums):
                 key = tuple(c.nodes[0].name for c in chains)
                 if key in skipped:
                     continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,13 +17,15 @@ from prunex.passes.cse import EliminateCommonSubexpressions
 from prunex.passes.dead_code import EliminateDeadBlocks
 from prunex.passes.fold_batchnorm import FoldBatchNorm
 from prunex.passes.fold_constants import FoldGateConstants
-from prunex.passes.graph import freeze, trace
+from prunex.passes.graph import count_macs, count_params, freeze, trace
 from prunex.passes.lower_dgconv import LowerDGConv
 from prunex.passes.merge_branches import MergeParallelBranches
+from prunex.passes.network_choice import DENSE, SEPARATE, TUNED, UNTUNED, NetworkRealisation, choose_network, densified
 from prunex.passes.propagate_permutations import PropagatePermutations, gather_report
 from prunex.passes.protocol import GraphPass
 from prunex.passes.remove_noops import RemoveNoops
 from prunex.passes.runner import PassRecord, PassRunner
+from prunex.passes.stack_blocks import StackBlocks
 from prunex.passes.tuning import MODES, Timer, Tuner, TuneTarget
 from prunex.runtime.comparison import compare, exact_float32
 
@@ -32,6 +34,7 @@ from prunex.runtime.comparison import compare, exact_float32
 class CompressOptions:
     fold_bn: bool = True
     merge_branches: bool = True
+    stack_blocks: bool = True  # blocks on slices of one tensor run stacked (needs merge_branches)
     tolerance: float = 1e-4
     tune: str = "off"  # off: keep the learned structure; cache / full: choose realisations by measurement
     target: TuneTarget = TuneTarget()
@@ -53,9 +56,12 @@ def default_passes(
     passes: list[GraphPass] = [FoldGateConstants(), EliminateDeadBlocks(), EliminateCommonSubexpressions()]
     if options.fold_bn:
         passes.append(FoldBatchNorm())
+    stack = options.merge_branches and options.stack_blocks and example_shape is not None
     if options.merge_branches:
-        passes.append(MergeParallelBranches(tuner, example_shape))
+        passes.append(MergeParallelBranches(tuner, example_shape, leave_sums=stack))
     passes += [LowerDGConv(), PropagatePermutations(example_shape), RemoveNoops()]
+    if stack:
+        passes.append(StackBlocks(example_shape, tuner))
     if tuner is not None:
         passes.append(ChooseConvRealisations(tuner, example_shape))
     return passes
@@ -77,6 +83,21 @@ def _dgconv_groups(model: nn.Module) -> list[dict[str, Any]]:
         for name, m in model.named_modules()
         if isinstance(m, DGConv2d)
     ]
+
+
+KEPT = ("remove_noops", "stack_blocks")  # the untuned networks the tuned one is timed against
+
+
+def _whole_network(
+    tuner: Tuner, runner: PassRunner, tuned: fx.GraphModule, example_shape: tuple[int, ...]
+) -> tuple[NetworkRealisation, fx.GraphModule]:
+    """The fastest of the tuned network and the untuned, dense and separate-block ones, timed end to end."""
+    untuned = runner.kept.get("stack_blocks", runner.kept.get("remove_noops", tuned))
+    candidates = {TUNED: tuned, UNTUNED: untuned, DENSE: densified(untuned)}
+    if "remove_noops" in runner.kept:
+        candidates[SEPARATE] = runner.kept["remove_noops"]
+    chosen = choose_network(tuner, candidates, example_shape)
+    return chosen, candidates[chosen]
 
 
 def _blocks_removed(records: list[PassRecord], model: nn.Module) -> dict[str, list[int]]:
@@ -118,22 +139,25 @@ def compress(
     frozen = freeze(model).cpu().float()
     groups = _dgconv_groups(frozen)
     gm = trace(frozen)
-    runner = PassRunner(calibration, tolerance=options.tolerance, on_pass=on_pass)
+    runner = PassRunner(calibration, tolerance=options.tolerance, on_pass=on_pass, keep=KEPT)
     with exact_float32(), torch.no_grad():
         reference = frozen(runner.x)  # now: a pass may rewrite a submodule the traced graph shares with ``frozen``
     tuner = options.tuner()
     compressed = runner.run(gm, default_passes(options, tuner, tuple(example.shape[1:])))
     warnings: list[str] = []
+    network = TUNED
     if tuner is not None:
+        network, compressed = _whole_network(tuner, runner, compressed, tuple(example.shape[1:]))
         tuner.cache.save()
         warnings = tuner.cache.warnings
     with exact_float32(), torch.no_grad():
         end_to_end = compare(reference, compressed(runner.x))
     first, last = runner.records[0], runner.records[-1]
     gathers = [k.as_dict() for k in gather_report(compressed, tuple(example.shape[1:]))]
-    chosen = {d.layer: d.choice for d in tuner.decisions if d.kind == "conv"} if tuner is not None else {}
+    chosen = {d.layer: d.choice for d in tuner.decisions if d.kind == "conv"} if network is TUNED and tuner else {}
     for g in groups:
-        g["groups_after"] = chosen.get(g["layer"], ConvRealisation(g["learned_groups"])).groups_after
+        learned = ConvRealisation(1 if network is DENSE else g["learned_groups"])
+        g["groups_after"] = chosen.get(g["layer"], learned).groups_after
     report = {
         "model": getattr(model, "prunex_spec", {"name": type(model).__name__, "kwargs": {}}),
         "input_shape": [None, *example.shape[1:]],
@@ -141,10 +165,12 @@ def compress(
         "options": {
             "fold_bn": options.fold_bn,
             "merge_branches": options.merge_branches,
+            "stack_blocks": options.stack_blocks,
             "tolerance": options.tolerance,
             "tune": options.tune,
-            "target": asdict(options.target) if tuner is not None else None,
+            "target": options.target.as_dict() if tuner is not None else None,
         },
+        "network": network.label,
         "lowering": [d.as_dict() for d in tuner.decisions] if tuner is not None else [],
         "passes": [r.as_dict() for r in runner.records],
         "groups": groups,
@@ -153,9 +179,9 @@ def compress(
         "warnings": warnings,
         "totals": {
             "params_before": first.params,
-            "params_after": last.params,
+            "params_after": last.params if network is TUNED else count_params(compressed),
             "macs_before": first.macs,
-            "macs_after": last.macs,
+            "macs_after": last.macs if network is TUNED else count_macs(compressed, runner.x),
             **{f"end_to_end_{k}": v for k, v in end_to_end.items()},
         },
     }

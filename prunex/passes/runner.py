@@ -81,12 +81,19 @@ class PassRunner:
     """Runs passes in order on a GraphModule, verifying each against its predecessor."""
 
     def __init__(
-        self, calibration: torch.Tensor, *, tolerance: float = 1e-4, on_pass: Callable[[PassRecord], None] | None = None
+        self,
+        calibration: torch.Tensor,
+        *,
+        tolerance: float = 1e-4,
+        on_pass: Callable[[PassRecord], None] | None = None,
+        keep: Sequence[str] = (),
     ) -> None:
         self.x = calibration.float()
         self.tolerance = tolerance
         self.records: list[PassRecord] = []
         self.on_pass = on_pass
+        self.keep = set(keep)  # names of passes whose verified output is kept (a copy) in ``self.kept``
+        self.kept: dict[str, fx.GraphModule] = {}
 
     def measure(
         self,
@@ -143,4 +150,6 @@ class PassRunner:
                     report,
                 )
             reference = out
+            if name in self.keep:
+                self.kept[name] = copy.deepcopy(gm)
         return gm

@@ -17,13 +17,13 @@ import torch
 from torch import nn
 
 from prunex.artifacts.tuning_cache import TuningCache
-from prunex.runtime.cases import Case, CompileMode, prepare_compile, prepare_cuda_graphs, prepare_eager
+from prunex.runtime.backends import BACKENDS, Backend, ExportCache, RunOptions, parse_backend, prepare
+from prunex.runtime.cases import Case
 from prunex.runtime.environment import environment
 from prunex.runtime.timing import summarise, time_callable
 
 MODES = ("off", "cache", "full")
 NOISE_MARGIN = 0.03  # another realisation must be this much faster to replace the learned one
-TIMING_BACKENDS = ("eager", "cuda-graphs", "compile")  # compile: as `prunex bench` deploys it (freezing, graphs)
 Timer = Callable[[nn.Module, tuple[int, ...]], float]  # (module, input shape incl. batch) -> median ms
 
 
@@ -35,46 +35,59 @@ class TuneTarget:
     dtype: str = "fp32"
     batch: int = 1
     channels_last: bool = False
-    backend: str = "eager"
+    backend: Backend = Backend.EAGER  # every backend `prunex bench` times (a name is converted here)
 
     def __post_init__(self) -> None:
-        if self.backend not in TIMING_BACKENDS:
-            raise ValueError(f"tuning backend must be one of {TIMING_BACKENDS}, got {self.backend!r}")
+        object.__setattr__(self, "backend", parse_backend(self.backend))
         if self.dtype not in ("fp32", "fp16"):
             raise ValueError(f"tuning dtype must be fp32 or fp16, got {self.dtype!r}")
         on_cuda = self.device.split(":")[0] == "cuda"
         if self.dtype == "fp16" and not on_cuda:
             raise ValueError(f"--target-dtype fp16 tunes for a CUDA device (--target-device cuda), not {self.device}")
-        if self.backend == "cuda-graphs" and not on_cuda:
-            raise ValueError(f"--target-backend cuda-graphs needs --target-device cuda, not {self.device}")
+        if BACKENDS[self.backend].needs_cuda and not on_cuda:
+            raise ValueError(f"--target-backend {self.backend.value} needs --target-device cuda, not {self.device}")
+        if self.backend is Backend.TENSORRT:
+            from prunex.runtime.tensorrt_engine import require_tensorrt
+
+            require_tensorrt()  # TensorRTUnavailable (an InputError) says what is missing, before any work
 
     def describe(self) -> str:
         """``eager fp32 batch 1`` (`` NHWC`` when channels-last): the target part of a tuning cache key."""
-        return f"{self.backend} {self.dtype} batch {self.batch}{' NHWC' if self.channels_last else ''}"
+        return f"{self.backend.value} {self.dtype} batch {self.batch}{' NHWC' if self.channels_last else ''}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "backend": self.backend.value}
 
 
 def device_fingerprint(target: TuneTarget) -> str:
-    """Device name and the library versions that decide which kernels run."""
+    """Device name, the runtime that runs the target backend and the library versions that decide which kernels
+    run (ONNX Runtime: its version, execution provider and thread count)."""
     env = environment(torch.device(target.device))
     parts = [env.get("gpu") or env["cpu"], f"torch {env['torch']}"]
     if "cudnn" in env:
         parts += [f"cuda {env['cuda']}", f"cudnn {env['cudnn']}"]
     else:
         parts.append(f"{env['threads']} threads")
+    if target.backend in (Backend.ONNXRUNTIME, Backend.TENSORRT):
+        parts.append(BACKENDS[target.backend].runtime())
+    if target.backend is Backend.ONNXRUNTIME:
+        from prunex.runtime.backends import onnxruntime_providers
+
+        parts.append(onnxruntime_providers(target.device.startswith("cuda"))[0])
     return " | ".join(parts)
 
 
 def measured_timer(target: TuneTarget, warmup: int = 5, iters: int = 20) -> Timer:
-    """Median latency of a module on the target device / dtype / backend."""
+    """Median latency of a module on the target device / dtype / backend; ONNX Runtime and TensorRT time an
+    ONNX export of the module (the TorchScript exporter: milliseconds per layer, the same graph)."""
     device, dtype = torch.device(target.device), {"fp32": torch.float32, "fp16": torch.float16}[target.dtype]
 
     def timer(module: nn.Module, shape: tuple[int, ...]) -> float:
         case = Case(module, tuple(shape[1:]), shape[0], dtype, device, target.channels_last)
-        if target.backend == "compile":
-            run = prepare_compile(case, CompileMode.DEPLOY)
-        else:
-            run = prepare_cuda_graphs(case) if target.backend == "cuda-graphs" else prepare_eager(case)
-        return summarise(time_callable(run, cuda=case.cuda, warmup=warmup, iters=iters), shape[0]).median_ms
+        with ExportCache("legacy") as exports:  # one per module: candidates are built and dropped one by one
+            run = prepare(target.backend, case, RunOptions(exports, max_batch=shape[0]))
+            samples = time_callable(run, cuda=case.cuda, warmup=warmup, iters=iters)
+        return summarise(samples, shape[0]).median_ms
 
     return timer
 

@@ -1,5 +1,7 @@
-"""The bottom layer's measuring half: execution cases (eager, CUDA graphs, torch.compile), timing, environment
-capture, numerical comparison, ATen dispatch counting. It imports nothing from the rest of prunex.
+"""The bottom layer's measuring half: the backends prunex times (eager, CUDA graphs, torch.compile, ONNX Runtime,
+TensorRT: one registry for bench and the tuner), execution cases, ONNX export, timing, environment capture,
+numerical comparison, ATen dispatch counting. It imports nothing from the rest of prunex but
+:mod:`prunex.artifacts`' errors.
 
 The names below are imported when first used, so that a torch-free module of this package (``compile_mode``, read
 by the CLI's ``--help``) does not import torch.
@@ -11,6 +13,12 @@ import importlib
 from typing import Any
 
 _HOMES = {
+    "Backend": "backends",
+    "BACKENDS": "backends",
+    "ExportCache": "backends",
+    "RunOptions": "backends",
+    "prepare": "backends",
+    "export_onnx": "onnx_program",
     "BackendUnavailable": "cases",
     "Case": "cases",
     "prepare_compile": "cases",

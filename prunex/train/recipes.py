@@ -207,6 +207,7 @@ def _network_of(explicit: dict[str, Any]) -> dict[str, Any]:
     """``--structure-from RUN``: the run's network (model, arguments, learned convolutions) and, unless given, its
     dataset; no resource constraint (a plain grouped network has no gates)."""
     from prunex.artifacts.checkpoint import load_checkpoint
+    from prunex.models.registry import rebuild_kwargs
     from prunex.train.run_dir import checkpoint_file
 
     given = [k for k in ("model", "model_kwargs", "learn_groups", "budget", "weights") if k in explicit]
@@ -216,7 +217,8 @@ def _network_of(explicit: dict[str, Any]) -> dict[str, Any]:
     source = load_checkpoint(checkpoint_file(Path(explicit["structure_from"])))
     config = source.get("config") or {}
     dataset = explicit.get("dataset", config.get("dataset", TrainConfig.dataset))
-    network = {"model": source["spec"]["name"], "model_kwargs": dict(source["spec"].get("kwargs", {}))}
+    name = source["spec"]["name"]
+    network = {"model": name, "model_kwargs": rebuild_kwargs(name, source["spec"].get("kwargs", {}))}
     return {**explicit, **network, "learn_groups": config.get("learn_groups"), "dataset": dataset, "budget": None}
 
 

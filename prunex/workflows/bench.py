@@ -17,12 +17,12 @@ import torch
 from prunex.artifacts import atomic_directory, claim_output
 from prunex.artifacts import layout as files
 from prunex.artifacts.errors import InputError
-from prunex.benchmarking.backends import BACKENDS, unavailable_reason
 from prunex.benchmarking.report import plot_latency
 from prunex.benchmarking.run import DTYPES, REFERENCE, BenchModel, BenchSettings, run_grid
 from prunex.exporters.sources import LoadedModel, load_pair
 from prunex.inspection import draw_pictures
 from prunex.models.references import AUTO, build_reference, choose_reference
+from prunex.runtime.backends import backend_names, unavailable_reason
 from prunex.runtime.cases import CompileMode
 
 
@@ -95,11 +95,12 @@ def prepare_bench(
     from prunex.train.distributed import pick_device
 
     dev = pick_device(device)
-    backends = list(BACKENDS) if backends is None else list(backends)
-    unknown = [b for b in backends if b not in BACKENDS] + [d for d in dtypes if d not in DTYPES]
+    known = backend_names()
+    backends = known if backends is None else list(backends)
+    unknown = [b for b in backends if b not in known] + [d for d in dtypes if d not in DTYPES]
     if unknown:
         raise InputError(
-            f"unknown backend or dtype: {', '.join(unknown)} (backends: {', '.join(BACKENDS)}; dtypes: "
+            f"unknown backend or dtype: {', '.join(unknown)} (backends: {', '.join(known)}; dtypes: "
             f"{', '.join(DTYPES)})"
         )
     if not backends:

@@ -27,6 +27,7 @@ from prunex.artifacts.tuning_cache import check_tuning_cache
 from prunex.data import image_shape, readable_test_images
 from prunex.inspection import draw_pictures
 from prunex.models.from_checkpoint import model_from_checkpoint
+from prunex.models.references import default_reference, reference_cost
 from prunex.passes import CompressOptions, PassVerificationError, default_passes
 from prunex.passes import compress as compile_model
 from prunex.passes.runner import PassRecord
@@ -92,7 +93,8 @@ class CompressJob:
     @property
     def steps(self) -> int:
         """Passes the run goes through (freeze and the realisation choice included), for a progress bar."""
-        return len(default_passes(self.options)) + 1 + (self.options.tune != "off")
+        passes = default_passes(self.options, example_shape=tuple(self.calibration.shape[1:]))
+        return len(passes) + 1 + (self.options.tune != "off")
 
     def run(self, on_pass: Callable[[PassRecord], None] | None = None) -> CompressResult:
         with atomic_directory(self.out, replace=True) as tmp:
@@ -108,6 +110,7 @@ class CompressJob:
                 path = write_failure(self.out, self.holds_model, err.report)
                 kept = f"; the compressed model in {self.out} is unchanged" if self.holds_model else ""
                 raise PassVerificationError(f"{err}\ndiff report: {path}{kept}", err.report) from None
+            report["reference"] = _reference_cost(self.ckpt["spec"], tuple(report["input_shape"][1:]))
             report["checkpoint"] = str(self.checkpoint)
             report["calibration"] = self.source
             meta = {
@@ -124,6 +127,12 @@ class CompressJob:
                 pictures, missing = draw_pictures(self.model, tmp, report, ("svg", "png"))
                 warnings += [f"no pictures: {missing}"] if missing else []
         return CompressResult(self.out, gm, report, [self.out / p.name for p in pictures], warnings)
+
+
+def _reference_cost(spec: dict[str, Any], input_shape: tuple[int, ...]) -> dict[str, Any] | None:
+    """What the network ``prunex bench`` times beside this one costs at the same input (None if it has none)."""
+    reference = default_reference(spec)
+    return reference_cost(reference, input_shape).as_dict() if reference is not None else None
 
 
 def prepare_compress(

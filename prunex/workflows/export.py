@@ -21,10 +21,10 @@ from prunex.exporters.export import (
     write_report,
     written_opset,
 )
-from prunex.exporters.onnx_export import DEFAULT_OPSET, EXPORTERS, newest_opset
 from prunex.exporters.sources import LoadedModel, load_model, source_files
-from prunex.exporters.tensorrt_engine import EngineSpec, require_tensorrt
 from prunex.exporters.validate import ValidationReport
+from prunex.runtime.onnx_program import DEFAULT_OPSET, EXPORTERS, newest_opset
+from prunex.runtime.tensorrt_engine import EngineSpec, require_tensorrt
 
 
 @dataclass

@@ -394,7 +394,7 @@ def test_random_options_and_files_never_end_in_a_traceback(tmp_path_factory, com
 
 
 def test_a_batch_that_does_not_fit_in_memory_is_reported_per_row(work, tmp_path, monkeypatch):
-    import prunex.benchmarking.run as run_module
+    import prunex.runtime.backends as run_module  # where the eager backend is prepared
 
     real_prepare = run_module.prepare_eager
 

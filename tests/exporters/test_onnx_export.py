@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 import prunex.exporters.export as export_module
 from prunex.cli.app import app
-from prunex.exporters.onnx_export import export_onnx
 from prunex.exporters.validate import onnxruntime_runner, validate, validation_batches
 from prunex.models import create_model
 from prunex.passes import compress
+from prunex.runtime.onnx_program import export_onnx
 from tests.passes.helpers import randomise_batchnorm, set_dgconv_gates
 from tests.train.helpers import trained_and_compressed_run
 

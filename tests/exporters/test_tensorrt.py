@@ -11,7 +11,7 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 
-from prunex.exporters.tensorrt_engine import EngineSpec, build_engine, needs_fp16_onnx
+from prunex.runtime.tensorrt_engine import EngineSpec, build_engine, needs_fp16_onnx
 from tests.exporters.fake_tensorrt import FakeTensorRT
 
 

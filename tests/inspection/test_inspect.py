@@ -28,7 +28,9 @@ def count(ids, pattern):
 
 
 def known_maskconnect():
-    model = create_model("maskconnect_cifar", depth=20, bottleneck_width=4, cardinality=3, fan_in=1).eval()
+    model = create_model(  # per-block projections: a block is live only if a live block reads it (test_zoo: shared)
+        "maskconnect_cifar", depth=20, bottleneck_width=4, cardinality=3, fan_in=1, projection="per_block"
+    ).eval()
     masks = [
         [[1, 0, 0], [1, 0, 0], [0, 1, 0]],  # module 1 reads blocks 0, 0, 1 of module 0
         [[0, 1, 0], [0, 1, 0], [0, 0, 1]],  # module 2 reads 1, 1, 2 of module 1

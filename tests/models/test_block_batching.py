@@ -82,8 +82,9 @@ def _paper_maskconnect(model, x):
 
 def test_maskconnect_outputs_and_mask_gradients_are_the_papers_for_a_fixed_generator():
     """Batched blocks, fused sampling of every module's masks and the new sampler: same values as the paper's
-    formulation drawn with torch.multinomial from the same generator state (modules sample in order)."""
-    model, reference = _pair("maskconnect_cifar", fan_in=2, seed=3)
+    formulation drawn with torch.multinomial from the same generator state (modules sample in order); the paper's
+    shortcut as the per-block projection writes it."""
+    model, reference = _pair("maskconnect_cifar", fan_in=2, seed=3, projection="per_block")
     with GateFusion(model):
         _compare(model, reference, _paper_maskconnect, channels_last=False)
 

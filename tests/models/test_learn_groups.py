@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from prunex.exporters.onnx_export import export_onnx
 from prunex.models import create_model, learn_groups
 from prunex.models.from_checkpoint import build_model
 from prunex.nn.dgconv import DGConv2d
 from prunex.passes import compress
 from prunex.passes.graph import UntraceableModelError
+from prunex.runtime.onnx_program import export_onnx
 from tests.passes.helpers import random_dgconv_gates, randomise_batchnorm
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))

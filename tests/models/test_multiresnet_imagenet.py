@@ -5,9 +5,9 @@ import torch
 import torchvision
 from torch import nn
 
-from prunex.exporters.onnx_export import export_onnx
 from prunex.models import create_model
 from prunex.passes import compress
+from prunex.runtime.onnx_program import export_onnx
 from prunex.train import build_config
 from prunex.train.schedule import lr_factor
 from tests.passes.helpers import randomise_batchnorm

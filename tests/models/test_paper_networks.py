@@ -5,12 +5,12 @@ import torch
 import torchvision
 from torch import nn
 
-from prunex.exporters.onnx_export import export_onnx
 from prunex.models import analytic_complexity, count_parameters, create_model
 from prunex.models.maskconnect import imagenet_modules, maskconnect_imagenet_complexity
 from prunex.models.resnext_cifar import multibranch_complexity
 from prunex.models.sparsenet_imagenet import sparsenet_imagenet_complexity
 from prunex.nn.branch_gates import BranchGates, sample_k_of_c
+from prunex.runtime.onnx_program import export_onnx
 from tests.models.test_zoo import measured_macs
 from tests.passes.helpers import randomise_batchnorm
 from tests.passes.test_compress_equivalence import assert_equivalent

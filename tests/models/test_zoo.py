@@ -173,9 +173,15 @@ def test_create_model_records_the_spec_to_rebuild_it():
     rebuilt.load_state_dict(model.state_dict())
 
 
-def test_active_blocks_cascade_backwards_from_the_head():
-    model = create_model("maskconnect_cifar", depth=11, bottleneck_width=4, cardinality=3, fan_in=1)
+@pytest.mark.parametrize(
+    "projection, first",
+    [("per_block", [True, False, False]), ("shared", [True, True, False])],  # shared: module 1's mean input reads
+)  # what its dead blocks 1 and 2 read too
+def test_active_blocks_cascade_backwards_from_the_head(projection, first):
+    model = create_model(
+        "maskconnect_cifar", depth=11, bottleneck_width=4, cardinality=3, fan_in=1, projection=projection
+    )
     m1, m2 = model.stages[1].gates, model.stages[2].gates
     m1.mask = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 0]])  # module 1 reads blocks 0, 1 of module 0
     m2.mask = torch.tensor([[1.0, 0, 0], [1, 0, 0], [1, 0, 0]])  # module 2 reads only block 0 of module 1
-    assert model.active_blocks() == [[True, False, False], [True, False, False], [True, True, True]]
+    assert model.active_blocks() == [first, [True, False, False], [True, True, True]]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
+from torch import fx, nn
 from typer.testing import CliRunner
 
 from prunex.cli.app import app
@@ -35,6 +35,8 @@ def timer_preferring(favourite: str, calls: list | None = None):
     def timer(module: nn.Module, shape) -> float:
         if calls is not None:
             calls.append(type(module).__name__)
+        if isinstance(module, fx.GraphModule):  # a whole network: all equal, so the tuned one is kept
+            return 1.0
         if isinstance(module, SplitConv):
             return 1.0 if favourite == "split" else 10.0
         if isinstance(module, nn.Conv2d):

@@ -308,9 +308,9 @@ def _dgconv_blocks(model: nn.Module, seed: int) -> int:
 def test_paper_families_with_dgconv_blocks_compile_gather_free_and_export_without_gathers(name, kwargs, tmp_path):
     import onnx
 
-    from prunex.exporters.onnx_export import export_onnx
     from prunex.models import create_model
     from prunex.passes import compress
+    from prunex.runtime.onnx_program import export_onnx
 
     torch.manual_seed(0)
     model = create_model(name, num_classes=10, **kwargs).eval()

@@ -1,0 +1,190 @@
+"""The inference backends prunex times: one vocabulary for ``prunex bench`` and for the latency-aware compiler.
+
+:class:`Backend` is the choice a user makes (``--backend`` / ``--target-backend``); :data:`BACKENDS` is the table
+of what each needs and how a :class:`~prunex.runtime.cases.Case` is prepared on it: a zero-argument callable
+that runs one batch on a fixed input, or :class:`~prunex.runtime.cases.BackendUnavailable` with the reason.
+ONNX Runtime and TensorRT run an ONNX export of the case's module, made once per (module, dtype) by an
+:class:`ExportCache`.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import torch
+
+from prunex.runtime.cases import BackendUnavailable, Case, prepare_compile, prepare_cuda_graphs, prepare_eager
+from prunex.runtime.compile_mode import CompileMode
+
+
+class Backend(Enum):
+    EAGER = "eager"
+    CUDA_GRAPHS = "cuda-graphs"
+    COMPILE = "compile"
+    ONNXRUNTIME = "onnxruntime"
+    TENSORRT = "tensorrt"
+
+
+def backend_names() -> list[str]:
+    return [b.value for b in Backend]
+
+
+def parse_backend(name: Backend | str) -> Backend:
+    """The backend ``name`` spells; ValueError listing the choices otherwise."""
+    try:
+        return Backend(name)
+    except ValueError:
+        raise ValueError(f"unknown backend {name!r} (choose from {', '.join(backend_names())})") from None
+
+
+class ExportCache:
+    """ONNX exports per (module, dtype), shared by the ONNX Runtime and TensorRT cases of one run; a context
+    manager whose temporary directory goes when it closes. ``exporter``: ``dynamo`` (what ``prunex export``
+    writes) or ``legacy`` (TorchScript: the same ONNX graph for a single layer, in milliseconds instead of
+    seconds, which is what tuning many small candidates needs)."""
+
+    def __init__(self, exporter: str = "dynamo") -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="prunex-onnx-")
+        self.dir = Path(self._tmp.name)
+        self.exporter = exporter
+        self.paths: dict[tuple[int, torch.dtype], Path] = {}
+
+    def __enter__(self) -> ExportCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def onnx(self, case: Case) -> Path:
+        from prunex.runtime.onnx_program import export_onnx
+
+        key = (id(case.module), case.dtype)
+        if key not in self.paths:
+            path = self.dir / f"model{len(self.paths)}.onnx"
+            module = copy.deepcopy(case.module).cpu().float()
+            with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice, once per layer
+                warnings.simplefilter("ignore")
+                example = torch.zeros(1, *case.input_shape)
+                self.paths[key] = export_onnx(module, example, path, dtype=case.dtype, exporter=self.exporter)
+        return self.paths[key]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What preparing a case may need besides the case: the compile mode, the largest batch a TensorRT engine
+    is built for, and where ONNX exports go."""
+
+    exports: ExportCache
+    compile_mode: CompileMode = CompileMode.DEPLOY
+    max_batch: int = 1
+
+
+def onnxruntime_providers(cuda: bool) -> list[str]:
+    """The ONNX Runtime execution providers a case runs on (raises BackendUnavailable without CUDA's)."""
+    import onnxruntime as ort
+
+    if not cuda:
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise BackendUnavailable(
+            f"onnxruntime here has only {', '.join(ort.get_available_providers())} (no CUDAExecutionProvider)"
+        )
+    return ["CUDAExecutionProvider"]
+
+
+def prepare_onnxruntime(case: Case, options: RunOptions) -> Callable[[], object]:
+    """An ONNX Runtime session of the case's export, as many intra-op threads as torch uses."""
+    import onnxruntime as ort
+
+    providers = onnxruntime_providers(case.cuda)
+    session_options = ort.SessionOptions()
+    session_options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(options.exports.onnx(case)), session_options, providers=providers)
+    feed = {session.get_inputs()[0].name: case.input().cpu().contiguous().numpy()}
+    return lambda: session.run(None, feed)
+
+
+def prepare_tensorrt(case: Case, options: RunOptions) -> Callable[[], object]:
+    """A TensorRT engine of the case's export (built once, for batches 1 … ``max_batch``)."""
+    from prunex.runtime.tensorrt_engine import (
+        EngineRunner,
+        EngineSpec,
+        TensorRTUnavailable,
+        build_engine,
+        needs_fp16_onnx,
+        require_tensorrt,
+    )
+
+    if not case.cuda:
+        raise BackendUnavailable("TensorRT needs --device cuda")
+    try:
+        trt = require_tensorrt()
+    except TensorRTUnavailable as err:
+        raise BackendUnavailable(str(err)) from None
+    fp16 = case.dtype == torch.float16
+    onnx_dtype = torch.float16 if needs_fp16_onnx(trt, fp16) else torch.float32
+    onnx_path = options.exports.onnx(
+        Case(case.module, case.input_shape, case.batch, onnx_dtype, torch.device("cpu"), False)
+    )
+    engine = onnx_path.with_name(f"{onnx_path.stem}-{'fp16' if fp16 else 'fp32'}.engine")
+    if not engine.exists():
+        batch = max(options.max_batch, case.batch)
+        build_engine(EngineSpec(onnx_path, engine, case.input_shape, 1, batch, batch, fp16), trt)
+    runner, x = EngineRunner(engine, trt), case.input()
+    return lambda: runner(x)
+
+
+def _runtime_version(module: str) -> Callable[[], str]:
+    def version() -> str:
+        try:
+            return f"{module} {__import__(module).__version__}"
+        except ImportError:
+            return f"{module} not installed"
+
+    return version
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One row of :data:`BACKENDS`."""
+
+    needs_cuda: bool
+    prepare: Callable[[Case, RunOptions], Callable[[], object]]
+    runtime: Callable[[], str]  # the runtime and its version: part of a tuning cache key
+
+
+BACKENDS: dict[Backend, BackendSpec] = {
+    Backend.EAGER: BackendSpec(False, lambda case, _: prepare_eager(case), _runtime_version("torch")),
+    Backend.CUDA_GRAPHS: BackendSpec(True, lambda case, _: prepare_cuda_graphs(case), _runtime_version("torch")),
+    Backend.COMPILE: BackendSpec(
+        False, lambda case, o: prepare_compile(case, o.compile_mode), _runtime_version("torch")
+    ),
+    Backend.ONNXRUNTIME: BackendSpec(False, prepare_onnxruntime, _runtime_version("onnxruntime")),
+    Backend.TENSORRT: BackendSpec(True, prepare_tensorrt, _runtime_version("tensorrt")),
+}
+
+
+def prepare(backend: Backend, case: Case, options: RunOptions) -> Callable[[], object]:
+    return BACKENDS[backend].prepare(case, options)
+
+
+def unavailable_reason(backend: Backend | str, device: torch.device, dtype: torch.dtype) -> str | None:
+    """Why ``backend`` cannot run on ``device`` in ``dtype``, before trying (None if it may)."""
+    try:
+        backend = parse_backend(backend)
+    except ValueError as err:
+        return str(err)
+    if device.type == "cpu" and dtype == torch.float16:
+        return "fp16 is not benchmarked on the CPU"
+    if BACKENDS[backend].needs_cuda and device.type != "cuda":
+        return f"{backend.value} needs --device cuda"
+    return None
