@@ -5,21 +5,22 @@
 # Writes, all under OUT:
 #   pytest-gpu.xml + pytest-gpu.json   `pytest -m gpu` (JUnit XML and the counts)
 #   train_speed.json                   the training-step table, short (gated vs plain twin, ops and time per step)
-#   bench-<model>.json                 gated / compressed / reference: eager, CUDA graphs, torch.compile as deployed,
-#                                      batch 1 and 32, fp16 (G-ResNeXt-50, MaskConnect {29,64,8}, Multi-ResNet 14×10)
+#   bench.json                         gated / compressed / reference: eager, CUDA graphs, torch.compile as deployed,
+#                                      batch 1 and 32, fp16 (G-ResNeXt-50, MaskConnect {29,64,8}, Multi-ResNet 14×10),
+#                                      one bench run
 #   tuned-report.json                  G-ResNeXt-50 compressed with --tune full for CUDA graphs, fp16, batch 32
 #   summary.json                       each step: exit status and seconds (a step over its time limit is cut off,
-#                                      recorded, and the next one runs)
+#                                      recorded, and the next one runs; the limits add up to 455 s)
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_check.sh OUT}
 mkdir -p "$out"
 export PYTHONPATH=.
 smoke=${GPU_CHECK_SMOKE:-}
 if [[ -n "$smoke" ]]; then
-  device=cpu backends=eager dtype=fp32 models_args=--smoke limit=300
+  device=cpu backends=eager dtype=fp32 models_args=--smoke
   models="g_resnext maskconnect multiresnet" tuned=g_resnext train_args="--quick --device cpu --cases multiresnet_14_10 --iters 2"
 else
-  device=cuda backends=eager,cuda-graphs,compile dtype=fp16 models_args= limit=150
+  device=cuda backends=eager,cuda-graphs,compile dtype=fp16 models_args=
   models="g_resnext50 maskconnect_29_64_8 multiresnet_14_10" tuned=g_resnext50 train_args="--iters 10"
 fi
 steps=()
@@ -35,7 +36,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, record status a
 }
 
 if [[ -z "$smoke" ]]; then
-  step pytest-gpu 120 python -m pytest -q -m gpu --junitxml="$out/pytest-gpu.xml" -p no:cacheprovider
+  step pytest-gpu 60 python -m pytest -q -m gpu --junitxml="$out/pytest-gpu.xml" -p no:cacheprovider
   python - "$out" <<'EOF'
 import json, sys, xml.etree.ElementTree as ET
 root = ET.parse(f"{sys.argv[1]}/pytest-gpu.xml").getroot()
@@ -44,19 +45,19 @@ counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skip
 open(f"{sys.argv[1]}/pytest-gpu.json", "w").write(json.dumps(counts, indent=2) + "\n")
 EOF
 fi
-step train-speed 90 python benchmarks/train_speed.py $train_args --out "$out/train_speed.json"
+step train-speed 45 python benchmarks/train_speed.py $train_args --out "$out/train_speed.json"
 step models 90 python benchmarks/gpu_models.py --out "$out/runs" $models_args
-for model in $models; do
-  step "bench-$model" "$limit" python -m prunex bench "$out/runs/$model" --device "$device" --batch 1,32 \
-    --dtype "$dtype" --backend "$backends" --warmup 10 --iters 50 --no-plots --out "$out/runs/bench-$model"
-  cp "$out/runs/bench-$model/bench.json" "$out/bench-$model.json" 2>/dev/null
-done
+sources=()
+for model in $models; do sources+=("$out/runs/$model"); done
+step bench 200 python -m prunex bench "${sources[@]}" --device "$device" --batch 1,32 --dtype "$dtype" \
+  --backend "$backends" --warmup 10 --iters 50 --no-plots --out "$out/runs/bench"
+cp "$out/runs/bench/bench.json" "$out/bench.json" 2>/dev/null
 if [[ -n "$smoke" ]]; then
   tune_target=(--target-device cpu --target-batch 2)
 else
   tune_target=(--target-device cuda --target-dtype fp16 --target-batch 32 --channels-last --target-backend cuda-graphs)
 fi
-step tuned 120 python -m prunex compress "$out/runs/$tuned" --out "$out/runs/$tuned/compressed-tuned" --force \
+step tuned 60 python -m prunex compress "$out/runs/$tuned" --out "$out/runs/$tuned/compressed-tuned" --force \
   --calibration 8 --tune full "${tune_target[@]}" --tuning-cache "$out/runs/tuning.json"
 cp "$out/runs/$tuned/compressed-tuned/report.json" "$out/tuned-report.json" 2>/dev/null
 is_smoke=false; [[ -n "$smoke" ]] && is_smoke=true

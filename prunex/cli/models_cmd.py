@@ -39,6 +39,10 @@ def print_listing(console: Console) -> None:
     for item in all_listings():
         size = f"{item.complexity.params:,} weights, {item.complexity.macs / 1e6:,.1f} MMACs"
         console.print(f"[bold]{item.name}[/bold]  {size}" + ("  (RGB only)" * item.rgb_only))
+        if item.reference_cost is not None:
+            ref = item.reference_cost
+            line = f"reference {ref.label}: {ref.params:,} weights, {ref.macs / 1e6:,.1f} MMACs"
+            console.print("\n".join(wrap(line, width - 1, 4)), markup=False, highlight=False)
         text = wrap(item.summary, width - 1, 4) + wrap(f"Paper: {item.paper}", width - 1, 4)
         console.print("\n".join(text), highlight=False, markup=False)
     footer = (
@@ -65,11 +69,18 @@ def print_model(console: Console, name: str) -> None:
     for label, value in [
         ("arguments (on digits)", args),
         ("size", f"{cx.params:,} weights, {cx.gates:,} gates, {cx.macs:,} MACs"),
-        ("reference (bench)", item.reference or "none"),
+        ("reference (bench)", _reference_line(item)),
         ("input", "3-channel images only" if item.rgb_only else "any number of channels (in_chans)"),
     ]:
         console.print(f"{label}:", markup=False)
         console.print("\n".join(wrap(value, console.width - 1, 4)), markup=False, highlight=False)
+
+
+def _reference_line(item) -> str:
+    ref = item.reference_cost
+    if ref is None:
+        return "none"
+    return f"{ref.label}: {ref.params:,} weights, {ref.macs:,} MACs (this model: {item.complexity.macs:,})"
 
 
 def print_papers(console: Console) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prunex.models.complexity import Complexity
+from prunex.models.references import ReferenceCost
 from prunex.models.registry import analytic_complexity, list_models, model_entry
 
 DEFAULT_DATASET = {"num_classes": 10, "in_chans": 1}  # the embedded digits, `prunex train`'s default
@@ -29,10 +30,11 @@ class ModelListing:
     complexity: Complexity
     rgb_only: bool  # the builder takes no in_chans: it needs a 3-channel dataset
     reference: str | None  # the network `prunex bench` compares it with
+    reference_cost: ReferenceCost | None  # its weights and MACs at the same input
 
 
 def listing(name: str) -> ModelListing:
-    from prunex.models.references import default_reference
+    from prunex.models.references import default_reference, reference_cost
 
     entry = model_entry(name)
     defaults = entry.defaults()
@@ -40,6 +42,10 @@ def listing(name: str) -> ModelListing:
     doc = plain(inspect.getdoc(entry.builder) or "")
     summary = " ".join(doc.split("\n\n")[0].split())
     reference = default_reference({"name": name, "kwargs": kwargs})
+    cost = None
+    if reference is not None:  # at the paper's image size; a torchvision reference reads RGB
+        channels = reference.kwargs.get("in_chans", 3)
+        cost = reference_cost(reference, (channels, entry.image_size, entry.image_size))
     return ModelListing(
         name,
         entry.paper,
@@ -49,6 +55,7 @@ def listing(name: str) -> ModelListing:
         analytic_complexity(name, **{k: kwargs[k] for k in DEFAULT_DATASET if k in defaults}),
         "in_chans" not in defaults,
         reference.label if reference else None,
+        cost,
     )
 
 
