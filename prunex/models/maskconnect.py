@@ -59,6 +59,14 @@ from prunex.nn.init import he_init_
 from prunex.nn.residual import BottleneckFunction, Projection, shortcut
 
 
+def mean_of(tensors: list[Tensor]) -> Tensor:
+    """(1/n)·Σ tensors, term by term (so that a traced graph shows each term, and a dead block's is removable)."""
+    total = tensors[0]
+    for t in tensors[1:]:
+        total = total + t
+    return total * (1.0 / len(tensors))
+
+
 class ProjectionShortcut(Enum):
     """Where a MaskConnect module's projection shortcut reads: once, the blocks' mean input (``shared``), or each
     block's own input (``per_block``)."""
@@ -98,10 +106,7 @@ class MaskConnectModule(nn.Module):
         else:
             xs = aggregate_branches_stacked(self.gates.average(), inputs)
         if self.shared_projection:
-            mean = xs[0]
-            for x in xs[1:]:
-                mean = mean + x
-            s = self.shortcut(mean * (1.0 / len(xs)))
+            s = self.shortcut(mean_of(xs))
             return [self.relu(s + block(x)) for x, block in zip(xs, self.blocks, strict=True)]
         return [self.relu(self.shortcut(x) + block(x)) for x, block in zip(xs, self.blocks, strict=True)]
 
@@ -165,10 +170,7 @@ class MaskConnectNet(nn.Module):
         ys = [self.stem(x)]
         for module in self.stages:
             ys = module(ys)
-        z = ys[0]
-        for y in ys[1:]:
-            z = z + y
-        z = z * (1.0 / len(ys))
+        z = mean_of(ys)
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(z, 1), 1))
 
     def _forward_batched(self, x: Tensor) -> Tensor:

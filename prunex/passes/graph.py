@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import operator
+from dataclasses import dataclass
 
 import torch
 from torch import fx, nn
@@ -178,11 +179,52 @@ def module_fingerprints(gm: fx.GraphModule) -> dict[str, int]:
     return out
 
 
+def parameter_device(gm: nn.Module) -> torch.device:
+    """Where the module's parameters are (the CPU if it has none)."""
+    return next((p.device for p in gm.parameters()), torch.device("cpu"))
+
+
+@dataclass(frozen=True)
+class ChannelSlice:
+    """``torch.narrow(base, 1, start, width)``: a block of a stacked tensor's channels."""
+
+    base: fx.Node
+    start: int
+    width: int
+
+
+def as_channel_slice(node: object) -> ChannelSlice | None:
+    """``node`` as a channel slice with constant bounds, or None."""
+    if (
+        isinstance(node, fx.Node)
+        and node.op == "call_function"
+        and node.target is torch.narrow
+        and node.args[1] == 1
+        and all(isinstance(a, int) for a in node.args[2:4])
+    ):
+        return ChannelSlice(node.args[0], node.args[2], node.args[3])
+    return None
+
+
+def recorded_channels(node: fx.Node) -> int | None:
+    """The channel count :func:`propagate_shapes` recorded for a 4-d ``node`` (None if none was)."""
+    meta = node.meta.get("tensor_meta")
+    return int(meta.shape[1]) if meta is not None and len(meta.shape) == 4 else None
+
+
+def narrow_channels(gm: fx.GraphModule, base: fx.Node, start: int, width: int, channels: int | None = None) -> fx.Node:
+    """``base`` itself when channels [start, start + width) are all of it (``channels``: its count, where no shape
+    is recorded), else a new ``narrow`` node, inserted at the graph's current insertion point."""
+    if start == 0 and width == (channels or recorded_channels(base)):
+        return base
+    return gm.graph.call_function(torch.narrow, (base, 1, start, width))
+
+
 def propagate_shapes(gm: fx.GraphModule, example_shape: tuple[int, ...]) -> None:
     """Record every node's output shape (``node.meta['tensor_meta']``) for a batch of two zero inputs of
     ``example_shape`` (C, H, W), in the module's dtype and on its device."""
     dtype = next((p.dtype for p in gm.parameters()), torch.float32)
-    device = next((p.device for p in gm.parameters()), torch.device("cpu"))
+    device = parameter_device(gm)
     with torch.no_grad():
         ShapeProp(gm).propagate(torch.zeros(2, *example_shape, dtype=dtype, device=device))
 

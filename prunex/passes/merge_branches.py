@@ -20,7 +20,14 @@ import torch
 from torch import fx, nn
 
 from prunex.nn.conv_geometry import conv_like
-from prunex.passes.graph import finish, fresh_name, module_of, propagate_shapes
+from prunex.passes.graph import (
+    as_channel_slice,
+    finish,
+    fresh_name,
+    module_of,
+    narrow_channels,
+    propagate_shapes,
+)
 from prunex.passes.protocol import GraphPass
 from prunex.passes.tuning import Tuner
 
@@ -223,17 +230,7 @@ class SlicedSource:
 
     def input(self, gm: fx.GraphModule) -> fx.Node:
         """The stacked input: ``base`` itself, or the narrow of it the chains cover (inserted here)."""
-        channels = self.base.meta["tensor_meta"].shape[1] if "tensor_meta" in self.base.meta else None
-        if self.start == 0 and self.k * self.width == channels:
-            return self.base
-        return gm.graph.call_function(torch.narrow, (self.base, 1, self.start, self.k * self.width))
-
-
-def _slice_of(node: fx.Node) -> tuple[fx.Node, int, int] | None:
-    is_narrow = node.op == "call_function" and node.target is torch.narrow and node.args[1] == 1
-    if is_narrow and all(isinstance(a, int) for a in node.args[2:4]):
-        return node.args[0], node.args[2], node.args[3]
-    return None
+        return narrow_channels(gm, self.base, self.start, self.k * self.width)
 
 
 def sliced_chain_groups(gm: fx.GraphModule) -> list[tuple[list[Chain], SlicedSource]]:
@@ -241,7 +238,7 @@ def sliced_chain_groups(gm: fx.GraphModule) -> list[tuple[list[Chain], SlicedSou
     per slice; each chain's input is its slice)."""
     by_key: dict[tuple, list[tuple[int, Chain]]] = {}
     for node in gm.graph.nodes:
-        sl = _slice_of(node)
+        sl = as_channel_slice(node)
         if sl is None:
             continue
         heads = [u for u in node.users if _mergeable(gm, u) and u.args[0] is node]
@@ -252,7 +249,7 @@ def sliced_chain_groups(gm: fx.GraphModule) -> list[tuple[list[Chain], SlicedSou
             if all(part == ("relu",) for part in sig) or sig in signatures:  # a lone ReLU is lifted; two alike on
                 continue  # one slice are a shared-input group (MergeParallelBranches)
             signatures.add(sig)
-            by_key.setdefault((sl[0], sl[2], sig), []).append((sl[1], chain))
+            by_key.setdefault((sl.base, sl.width, sig), []).append((sl.start, chain))
     groups = []
     for (base, width, _), found in by_key.items():
         found.sort(key=lambda f: f[0])

@@ -53,21 +53,19 @@ def choose_network(
 ) -> NetworkRealisation:
     """The fastest of ``candidates`` on the tuner's target (``tuned`` unless another is more than 3 % faster);
     candidates that are the same network as one before them are not timed twice."""
-    distinct: dict[NetworkRealisation, fx.GraphModule] = {}
-    seen: set[str] = set()
+    distinct: dict[NetworkRealisation, tuple[fx.GraphModule, str]] = {}
     for label, gm in candidates.items():
         sig = network_signature(gm)
-        if sig not in seen:
-            seen.add(sig)
-            distinct[label] = gm
+        if sig not in {s for _, s in distinct.values()}:
+            distinct[label] = (gm, sig)
     shape = (tuner.target.batch, *example_shape)
-    signature = " ; ".join(f"{c.label}: {network_signature(gm)}" for c, gm in distinct.items())
+    signature = " ; ".join(f"{c.label}: {sig}" for c, (_, sig) in distinct.items())
     return tuner.choose(
         "network",
         "whole network",
         "tuned",
         signature,
         shape,
-        {c: (lambda gm=gm: gm) for c, gm in distinct.items()},
+        {c: (lambda gm=gm: gm) for c, (gm, _) in distinct.items()},
         prefer=TUNED if TUNED in distinct else None,
     )

@@ -139,10 +139,11 @@ def compress(
     frozen = freeze(model).cpu().float()
     groups = _dgconv_groups(frozen)
     gm = trace(frozen)
-    runner = PassRunner(calibration, tolerance=options.tolerance, on_pass=on_pass, keep=KEPT)
+    tuner = options.tuner()
+    keep = KEPT if tuner is not None else ()  # copies of the graph only where the whole network is chosen
+    runner = PassRunner(calibration, tolerance=options.tolerance, on_pass=on_pass, keep=keep)
     with exact_float32(), torch.no_grad():
         reference = frozen(runner.x)  # now: a pass may rewrite a submodule the traced graph shares with ``frozen``
-    tuner = options.tuner()
     compressed = runner.run(gm, default_passes(options, tuner, tuple(example.shape[1:])))
     warnings: list[str] = []
     network = TUNED

@@ -18,43 +18,26 @@ A module then runs as a handful of ops whatever C is: the separate form costs C 
 from __future__ import annotations
 
 import operator
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
 
 import torch
 from torch import fx, nn
 from torch.fx.passes.tools_common import legalize_graph
 
-from prunex.passes.graph import add_buffer, finish, is_module, propagate_shapes
+from prunex.passes.graph import (
+    ChannelSlice,
+    add_buffer,
+    as_channel_slice,
+    finish,
+    is_module,
+    narrow_channels,
+    parameter_device,
+    propagate_shapes,
+    recorded_channels,
+)
 from prunex.passes.merge_branches import layer_signature, merge_shared_chains, merge_sliced_chains, sliced_chain_groups
 from prunex.passes.protocol import GraphPass
 from prunex.passes.tuning import Tuner
-
-
-@dataclass(frozen=True)
-class Slice:
-    """``narrow(base, 1, start, width)``."""
-
-    base: fx.Node
-    start: int
-    width: int
-
-
-def as_slice(node: object) -> Slice | None:
-    if (
-        isinstance(node, fx.Node)
-        and node.op == "call_function"
-        and node.target is torch.narrow
-        and node.args[1] == 1
-        and all(isinstance(a, int) for a in node.args[2:4])
-    ):
-        return Slice(node.args[0], node.args[2], node.args[3])
-    return None
-
-
-def _channels(node: fx.Node) -> int | None:
-    meta = node.meta.get("tensor_meta")
-    return int(meta.shape[1]) if meta is not None and len(meta.shape) == 4 else None
 
 
 def _is_scalar(x: object) -> bool:
@@ -65,30 +48,22 @@ def _contiguous_run(starts: list[int], width: int) -> bool:
     return len(starts) >= 2 and all(b - a == width for a, b in zip(starts, starts[1:], strict=False))
 
 
-def _narrow(gm: fx.GraphModule, base: fx.Node, start: int, width: int, channels: int | None = None) -> fx.Node:
-    """``base`` itself when the slice covers it (``channels``: its channel count, if its shape is not recorded),
-    else a new narrow node (inserted at the current point)."""
-    if start == 0 and width == (channels or _channels(base)):
-        return base
-    return gm.graph.call_function(torch.narrow, (base, 1, start, width))
-
-
 def _replace_by_slices(gm: fx.GraphModule, members: list[fx.Node], out: fx.Node, offsets: list[int], width: int):
     """Each member's uses read its slice of ``out`` (whose blocks are the members', in order)."""
     for node, offset in zip(members, offsets, strict=True):
         with gm.graph.inserting_after(out):
-            piece = _narrow(gm, out, offset, width, channels=len(members) * width)
+            piece = narrow_channels(gm, out, offset, width, channels=len(members) * width)
         node.replace_all_uses_with(piece)
 
 
 def _lift_key(gm: fx.GraphModule, node: fx.Node) -> tuple | None:
     """What lifting ``node`` depends on (nodes with equal keys lift together), and its slice start; or None."""
-    if is_module(gm, node, nn.ReLU) and len(node.args) == 1 and (s := as_slice(node.args[0])):
+    if is_module(gm, node, nn.ReLU) and len(node.args) == 1 and (s := as_channel_slice(node.args[0])):
         return ("relu", node.target, s.base, s.width), s.start
     if node.op != "call_function" or node.target not in (operator.add, operator.mul) or node.kwargs:
         return None
     a, b = node.args
-    sa, sb = as_slice(a), as_slice(b)
+    sa, sb = as_channel_slice(a), as_channel_slice(b)
     if node.target is operator.mul:
         if sa and _is_scalar(b):
             return ("mul", b, sa.base, sa.width), sa.start
@@ -100,7 +75,12 @@ def _lift_key(gm: fx.GraphModule, node: fx.Node) -> tuple | None:
     if sa and sb and sa.width == sb.width:
         return ("add", sa.base, sb.base, sb.start - sa.start, sa.width), sa.start
     for sl, other in ((sa, b), (sb, a)):  # one block's channels added to every block
-        if sl and isinstance(other, fx.Node) and as_slice(other) is None and _channels(other) == sl.width:
+        if (
+            sl
+            and isinstance(other, fx.Node)
+            and as_channel_slice(other) is None
+            and recorded_channels(other) == sl.width
+        ):
             return ("broadcast", other, sl.base, sl.width), sl.start
     return None
 
@@ -110,13 +90,15 @@ def _emit_lifted(gm: fx.GraphModule, key: tuple, start: int, total: int, after: 
     graph = gm.graph
     with graph.inserting_after(after):  # nodes made here follow one another, in order, after ``after``
         if kind == "relu":
-            return graph.call_module(key[1], (_narrow(gm, key[2], start, total),))
+            return graph.call_module(key[1], (narrow_channels(gm, key[2], start, total),))
         if kind == "mul":
-            return graph.call_function(operator.mul, (_narrow(gm, key[2], start, total), key[1]))
+            return graph.call_function(operator.mul, (narrow_channels(gm, key[2], start, total), key[1]))
         if kind == "add":
-            x = _narrow(gm, key[1], start, total)
-            return graph.call_function(operator.add, (x, _narrow(gm, key[2], start + key[3], total)))
-        y = _narrow(gm, key[2], start, total)  # broadcast: (Y.unflatten(1, (k, c)) + s.unsqueeze(1)).flatten(1, 2)
+            x = narrow_channels(gm, key[1], start, total)
+            return graph.call_function(operator.add, (x, narrow_channels(gm, key[2], start + key[3], total)))
+        y = narrow_channels(
+            gm, key[2], start, total
+        )  # broadcast: (Y.unflatten(1, (k, c)) + s.unsqueeze(1)).flatten(1, 2)
         blocks = graph.call_method("unflatten", (y, 1, (total // width, width)))
         summed = graph.call_function(operator.add, (blocks, graph.call_method("unsqueeze", (key[1], 1))))
         return graph.call_method("flatten", (summed, 1, 2))
@@ -146,14 +128,14 @@ def lift_elementwise(gm: fx.GraphModule) -> bool:
     return changed
 
 
-def _combination(node: object, cache: dict) -> dict[Slice, float] | None:
+def _combination(node: object, cache: dict) -> dict[ChannelSlice, float] | None:
     """``node`` as Σ coefficient·slice over slices (of any bases), or None if it is not such a combination."""
     if not isinstance(node, fx.Node):
         return None
     if node in cache:
         return cache[node]
     out = None
-    if (s := as_slice(node)) is not None:
+    if (s := as_channel_slice(node)) is not None:
         out = {s: 1.0}
     elif node.op == "call_function" and node.target is operator.add and not node.kwargs:
         a, b = (_combination(x, cache) for x in node.args)
@@ -174,13 +156,13 @@ def _combination_roots(gm: fx.GraphModule) -> dict[tuple[fx.Node, int], list[tup
     cache: dict = {}
     roots: dict = defaultdict(list)
     for node in gm.graph.nodes:
-        terms = _combination(node, cache) if as_slice(node) is None else None
+        terms = _combination(node, cache) if as_channel_slice(node) is None else None
         if not terms or len(terms) < 2 or len({(s.base, s.width) for s in terms}) != 1:
             continue
-        if all(_combination(u, cache) is not None and as_slice(u) is None for u in node.users):
+        if all(_combination(u, cache) is not None and as_channel_slice(u) is None for u in node.users):
             continue  # an inner term of a larger combination
         base, width = next(iter(terms)).base, next(iter(terms)).width
-        if any(s.start % width for s in terms) or _channels(base) is None or _channels(base) % width:
+        if any(s.start % width for s in terms) or recorded_channels(base) is None or recorded_channels(base) % width:
             continue
         roots[(base, width)].append((node, {s.start // width: c for s, c in terms.items()}))
     return roots
@@ -190,19 +172,21 @@ def _readers(gm: fx.GraphModule, roots: list[fx.Node], cache: dict) -> list[tupl
     """Per combination, who reads it for itself (not as a term of a larger one): the layers that start the blocks'
     chains (the most common kind of layer reading them; each gets its own copy, so that parallel chains on one
     input still lie on slices of their own) and the rest (identity shortcuts, a projection of the mean input)."""
-    readers = [[u for u in node.users if as_slice(u) is not None or _combination(u, cache) is None] for node in roots]
+    readers = [
+        [u for u in node.users if as_channel_slice(u) is not None or _combination(u, cache) is None] for node in roots
+    ]
 
     def kind(u: fx.Node, node: fx.Node) -> tuple | None:
         if u.op == "call_module" and len(u.args) == 1 and u.args[0] is node:
             return layer_signature(gm.get_submodule(u.target))
         return None
 
-    kinds = [kind(u, node) for node, rs in zip(roots, readers, strict=True) for u in rs]
-    counts = {k: kinds.count(k) for k in kinds if k is not None}
-    main = max(counts, key=counts.__getitem__) if counts else None
+    kinds = [[kind(u, node) for u in rs] for node, rs in zip(roots, readers, strict=True)]
+    counts = Counter(k for ks in kinds for k in ks if k is not None)
+    main = counts.most_common(1)[0][0] if counts else None
     out = []
-    for node, rs in zip(roots, readers, strict=True):
-        heads = [u for u in rs if main is not None and kind(u, node) == main]
+    for rs, ks in zip(readers, kinds, strict=True):
+        heads = [u for u, k in zip(rs, ks, strict=True) if main is not None and k == main]
         out.append((heads, [u for u in rs if u not in heads]))
     return out
 
@@ -230,7 +214,7 @@ def _product(gm: fx.GraphModule, base: fx.Node, width: int, mix: torch.Tensor, b
     """X = mix·Y over the blocks of ``base`` (one node each for X's blocks), inserted before ``before``."""
     meta = base.meta["tensor_meta"]
     (h, w), graph = tuple(int(d) for d in meta.shape[2:]), gm.graph
-    weights = add_buffer(gm, "block_mix", mix.to(_device(gm)), before=before)
+    weights = add_buffer(gm, "block_mix", mix.to(parameter_device(gm)), before=before)
     with graph.inserting_before(before):
         flat = graph.call_method("flatten", (graph.call_method("unflatten", (base, 1, (mix.shape[1], -1))), 2))
         mixed = graph.call_function(torch.matmul, (weights, flat))
@@ -238,7 +222,7 @@ def _product(gm: fx.GraphModule, base: fx.Node, width: int, mix: torch.Tensor, b
     pieces = []
     for r in range(mix.shape[0]):
         with graph.inserting_after(out):
-            pieces.append(_narrow(gm, out, r * width, width, channels=mix.shape[0] * width))
+            pieces.append(narrow_channels(gm, out, r * width, width, channels=mix.shape[0] * width))
     return pieces
 
 
@@ -276,10 +260,6 @@ def _tidy(gm: fx.GraphModule) -> None:
     after a replaced node's first reader)."""
     legalize_graph(gm)
     gm.graph.eliminate_dead_code()
-
-
-def _device(gm: fx.GraphModule) -> torch.device:
-    return next((p.device for p in gm.parameters()), torch.device("cpu"))
 
 
 class StackBlocks(GraphPass):

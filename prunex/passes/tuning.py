@@ -17,7 +17,15 @@ import torch
 from torch import nn
 
 from prunex.artifacts.tuning_cache import TuningCache
-from prunex.runtime.backends import BACKENDS, Backend, ExportCache, RunOptions, parse_backend, prepare
+from prunex.runtime.backends import (
+    BACKENDS,
+    Backend,
+    ExportCache,
+    RunOptions,
+    onnxruntime_providers,
+    parse_backend,
+    prepare,
+)
 from prunex.runtime.cases import Case
 from prunex.runtime.environment import environment
 from prunex.runtime.timing import summarise, time_callable
@@ -71,8 +79,6 @@ def device_fingerprint(target: TuneTarget) -> str:
     if target.backend in (Backend.ONNXRUNTIME, Backend.TENSORRT):
         parts.append(BACKENDS[target.backend].runtime())
     if target.backend is Backend.ONNXRUNTIME:
-        from prunex.runtime.backends import onnxruntime_providers
-
         parts.append(onnxruntime_providers(target.device.startswith("cuda"))[0])
     return " | ".join(parts)
 
