@@ -19,6 +19,7 @@ def results_tables(result: dict[str, Any], width: int = WIDE) -> list[Table]:
     key = ("group", "kind", "backend", "dtype", "batch")
     speed = {tuple(s[k] for k in key): s["speedup"] for s in result["speedups"]}
     versus = {tuple(s[k] for k in key): s["speedup"] for s in result.get("vs_reference", [])}
+    precision = {tuple(s[k] for k in key): s["speedup"] for s in result.get("vs_fp32", [])}
     device = result["environment"].get("gpu") or result["environment"]["cpu"]
     tables = []
     for group in dict.fromkeys(r["group"] for r in result["results"]):
@@ -38,7 +39,8 @@ def results_tables(result: dict[str, Any], width: int = WIDE) -> list[Table]:
         rate = "GFLOP/s" if giga else "TFLOP/s"
         wide = width >= WIDE
         extra = ("CoV", "img/s", rate, "% peak", "setup s") if wide else ()
-        for col in ("model", "backend", "batch", "median ms", *extra, "vs gated", "vs ref"):
+        versus_fp32 = ("vs fp32",) if any(r["dtype"] != "fp32" for r in rows) else ()
+        for col in ("model", "backend", "batch", "median ms", *extra, "vs gated", "vs ref", *versus_fp32):
             table.add_column(col, justify="left" if col in ("model", "backend") else "right", no_wrap=True)
         for r in rows:
             k = tuple(r[c] for c in key)
@@ -58,6 +60,7 @@ def results_tables(result: dict[str, Any], width: int = WIDE) -> list[Table]:
                 *(stats if wide else ()),
                 f"{speed[k]:.2f}×" if k in speed else "",
                 f"{versus[k]:.2f}×" if k in versus else "",
+                *((f"{precision[k]:.2f}×" if k in precision else "",) if versus_fp32 else ()),
             )
         tables.append(table)
     return tables

@@ -16,9 +16,9 @@ from prunex.runtime.cases import BackendUnavailable, Case, CompileMode
 from prunex.runtime.environment import environment
 from prunex.runtime.flop_count import forward_flops
 from prunex.runtime.roofline import Peak, achieved_tflops, device_peak, raised_to
-from prunex.runtime.timing import summarise, time_callable
+from prunex.runtime.timing import summarise, time_interleaved
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "int8": torch.float32}  # int8: an fp32 model quantized
 
 
 @dataclass
@@ -28,6 +28,8 @@ class BenchModel:
     group: str  # models of one run share a group; speed-ups compare gated and compressed within it
     module: nn.Module
     input_shape: tuple[int, int, int]
+    calibration: torch.Tensor | None = None  # images of the run's data to calibrate INT8 on (None: unreadable)
+    calibration_note: str = ""  # why there are none
 
 
 @dataclass
@@ -49,7 +51,11 @@ REFERENCE = "reference"  # the kind of a reference row (the network users would 
 def run_grid(
     models: list[BenchModel], settings: BenchSettings, on_row: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
-    peaks = {name: device_peak(settings.device, DTYPES[name]) for name in settings.dtypes}
+    by_dtype = {dtype: device_peak(settings.device, dtype) for dtype in {DTYPES[name] for name in settings.dtypes}}
+    peaks = {name: by_dtype[DTYPES[name]] for name in settings.dtypes}
+    if "int8" in peaks:  # INT8 rows are shares of the float peak of the arithmetic they replace
+        base = peaks["int8"]
+        peaks["int8"] = Peak(base.tflops, f"the fp32 peak: {base.source}", base.measured)
     flops = {id(m): forward_flops(m.module, m.input_shape) for m in models}
     with ExportCache() as exports:
         options = RunOptions(exports, settings.compile_mode, max(settings.batches))
@@ -72,6 +78,7 @@ def run_grid(
         "results": rows,
         "speedups": speedups(rows),
         "vs_reference": versus_reference(rows),
+        "vs_fp32": versus_fp32(rows),
     }
 
 
@@ -90,56 +97,88 @@ def add_roofline(rows: list[dict[str, Any]], peaks: dict[str, Peak]) -> dict[str
 
 
 def _measure(models, settings: BenchSettings, options: RunOptions, flops, on_row) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for model in models:
-        for backend in settings.backends:
-            for dtype_name in settings.dtypes:
-                dtype = DTYPES[dtype_name]
-                for batch in settings.batches:
-                    row = {
-                        "model": model.name,
-                        "kind": model.kind,
-                        "group": model.group,
-                        "backend": backend,
-                        "dtype": dtype_name,
-                        "batch": batch,
-                    }
-                    reason = unavailable_reason(backend, settings.device, dtype)
-                    if reason is None:
-                        case = Case(
-                            model.module, model.input_shape, batch, dtype, settings.device, settings.channels_last
-                        )
-                        try:
-                            tic = time.perf_counter()
-                            run = prepare(parse_backend(backend), case, options)
-                            setup_s = time.perf_counter() - tic
-                            samples = time_callable(
-                                run,
-                                cuda=case.cuda,
-                                warmup=settings.warmup,
-                                iters=settings.iters,
-                                min_seconds=settings.min_seconds,
-                            )
-                            stats = summarise(samples, batch)
-                            row.update(status="ok", setup_s=setup_s, **stats.as_dict())
-                            row.update(
-                                flops=flops[id(model)],
-                                tflops=achieved_tflops(flops[id(model)], batch, stats.median_ms),
-                            )
-                        except BackendUnavailable as err:
-                            reason = str(err)
-                        except (torch.OutOfMemoryError, MemoryError) as err:
-                            reason = _out_of_memory(err, batch, settings.device)
-                        except RuntimeError as err:
-                            if "out of memory" not in str(err) and "can't allocate memory" not in str(err):
-                                raise
-                            reason = _out_of_memory(err, batch, settings.device)
-                    if reason is not None:
-                        row.update(status="unavailable", reason=reason)
-                    rows.append(row)
+    """Every (backend, dtype, batch) cell: each model prepared, then all of them timed in alternating rounds, so
+    the speed-ups of a cell compare measurements of the same minutes. Rows come back model by model."""
+    measured: list[tuple[int, dict[str, Any]]] = []
+    for backend in settings.backends:
+        for dtype_name in settings.dtypes:
+            for batch in settings.batches:
+                cell = _measure_cell(models, settings, options, flops, (backend, dtype_name, batch))
+                measured += cell
+                for _, row in cell:
                     if on_row:
                         on_row(row)
+    return [row for _, row in sorted(measured, key=lambda m: m[0])]
+
+
+def _measure_cell(models, settings: BenchSettings, options, flops, cell: tuple[str, str, int]):
+    """(model index, row) for each model in one (backend, dtype, batch) cell."""
+    backend, dtype_name, batch = cell
+    rows, runs = [], []
+    for i, model in enumerate(models):
+        row = {"model": model.name, "kind": model.kind, "group": model.group, "backend": backend}
+        row.update(dtype=dtype_name, batch=batch)
+        rows.append((i, row))
+        reason = unavailable_reason(backend, settings.device, dtype_name)
+        int8 = dtype_name == "int8"
+        if reason is None and int8 and model.calibration is None:
+            reason = f"int8 needs calibration images of the run's data: {model.calibration_note or 'none given'}"
+        if reason is None:
+            dtype, calibration = DTYPES[dtype_name], model.calibration if int8 else None
+            case = Case(
+                model.module, model.input_shape, batch, dtype, settings.device, settings.channels_last, calibration
+            )
+            tic = time.perf_counter()
+            run, reason = _prepared(backend, case, options)
+            if run is not None:
+                row["setup_s"] = time.perf_counter() - tic
+                runs.append((model, row, run))
+        if reason is not None:
+            row.update(status="unavailable", reason=reason)
+    if runs:
+        _time_together(runs, settings, flops, batch)
     return rows
+
+
+def _time_together(runs, settings: BenchSettings, flops, batch: int) -> None:
+    """Time the prepared runners of one cell in alternating rounds and fill in their rows."""
+    try:
+        timed = time_interleaved(
+            [run for *_, run in runs],
+            cuda=settings.device.type == "cuda",
+            warmup=settings.warmup,
+            iters=settings.iters,
+            min_seconds=settings.min_seconds,
+        )
+    except Exception as err:  # noqa: BLE001 - running out of memory while timing is every row's reason
+        reason = _failure(err, batch, settings.device)
+        for _, row, _ in runs:
+            row.pop("setup_s")
+            row.update(status="unavailable", reason=reason)
+        return
+    for (model, row, _), samples in zip(runs, timed, strict=True):
+        stats = summarise(samples, batch)
+        row.update(status="ok", **stats.as_dict())
+        row.update(flops=flops[id(model)], tflops=achieved_tflops(flops[id(model)], batch, stats.median_ms))
+
+
+def _prepared(backend: str, case: Case, options: RunOptions):
+    """(the runner, None), or (None, why it cannot run)."""
+    try:
+        return prepare(parse_backend(backend), case, options), None
+    except BackendUnavailable as err:
+        return None, str(err)
+    except Exception as err:  # noqa: BLE001 - only running out of memory is a row's reason; the rest propagates
+        return None, _failure(err, case.batch, case.device)
+
+
+def _failure(err: Exception, batch: int, device: torch.device) -> str:
+    """The reason for an out-of-memory error; anything else is raised again."""
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
+        return _out_of_memory(err, batch, device)
+    if isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err)):
+        return _out_of_memory(err, batch, device)
+    raise err
 
 
 def _out_of_memory(err: BaseException, batch: int, device: torch.device) -> str:
@@ -188,3 +227,27 @@ def versus_reference(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for case, row, ref in _paired(rows, REFERENCE, (REFERENCE,))
     ]
+
+
+def versus_fp32(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """fp32 median / row median for every row of another precision (fp16, int8) whose model was also measured in
+    fp32 on the same backend and batch (above 1: the lower precision is faster)."""
+    index = {
+        (r["group"], r["kind"], r["backend"], r["batch"]): r
+        for r in rows
+        if r["status"] == "ok" and r["dtype"] == "fp32"
+    }
+    out = []
+    for r in rows:
+        base = index.get((r["group"], r["kind"], r["backend"], r["batch"]))
+        if r["status"] == "ok" and r["dtype"] != "fp32" and base is not None:
+            case = {k: r[k] for k in CASE_KEYS}
+            out.append(
+                {
+                    **case,
+                    "fp32_median_ms": base["median_ms"],
+                    "median_ms": r["median_ms"],
+                    "speedup": base["median_ms"] / r["median_ms"],
+                }
+            )
+    return out

@@ -29,7 +29,13 @@ def bench(
         "tensorrt; 'all' tries each (unavailable ones are listed with the reason).",
     ),
     dtype: str = typer.Option(
-        "fp32", "--dtype", metavar="fp32[,fp16]", help="Comma-separated: fp32, fp16 (fp16 on CUDA only)."
+        "fp32",
+        "--precision",
+        "--dtype",
+        metavar="fp32[,fp16][,int8]",
+        help="Comma-separated: fp32, fp16 (CUDA only), int8 (onnxruntime and tensorrt: each model quantized with "
+        "symmetric Q/DQ, calibrated on 256 training images of its run; the reference the same way). Rows of "
+        "another precision than fp32 show their speed-up over fp32.",
     ),
     channels_last: bool = typer.Option(
         None, "--channels-last/--no-channels-last", help="NHWC memory format (default: on for CUDA)."

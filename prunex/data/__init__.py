@@ -6,6 +6,7 @@ from prunex.data.registry import (
     calibration_batch,
     default_workers,
     image_shape,
+    labelled_images,
     load_dataset,
     readable_test_images,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "calibration_batch",
     "default_workers",
     "image_shape",
+    "labelled_images",
     "load_dataset",
     "readable_test_images",
 ]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from prunex.artifacts import atomic_write_text
+from prunex.exporters.int8 import Int8Export, quantized_onnx
+from prunex.exporters.int8_validation import validate_int8
 from prunex.exporters.sources import LoadedModel
 from prunex.exporters.validate import (
     ValidationReport,
@@ -19,6 +22,7 @@ from prunex.exporters.validate import (
     validation_batches,
 )
 from prunex.runtime.onnx_program import export_onnx
+from prunex.runtime.precision import Precision
 from prunex.runtime.tensorrt_engine import EngineRunner, EngineSpec, build_engine, needs_fp16_onnx, require_tensorrt
 
 
@@ -49,37 +53,42 @@ def export_and_validate_onnx(loaded: LoadedModel, path: Path, *, exporter: str, 
     return validate("onnxruntime", onnxruntime_runner(str(path)), loaded.module, batches, sources=batch_sources(real))
 
 
-def export_and_validate_tensorrt(loaded: LoadedModel, spec: EngineSpec, *, exporter: str, opset: int):
-    """Build the engine (from an FP16 ONNX model where TensorRT 11 needs one) and validate it."""
+def export_and_validate_tensorrt(
+    loaded: LoadedModel, spec: EngineSpec, *, exporter: str, opset: int, int8: Int8Export | None = None
+):
+    """Build the engine (from an FP16 ONNX model where TensorRT 11 needs one, from the Q/DQ model for INT8) and
+    validate it: against PyTorch to a tolerance, or for INT8 as a classifier on held-out images."""
     trt = require_tensorrt()
-    fp16_onnx = needs_fp16_onnx(trt, spec.fp16)
-    example = torch.zeros(1, *loaded.input_shape)
+    fp16_onnx = needs_fp16_onnx(trt, spec.precision)
+    extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        export_onnx(
-            loaded.module,
-            example,
-            onnx_path,
-            exporter=exporter,
-            opset=opset,
-            dtype=torch.float16 if fp16_onnx else torch.float32,
-        )
-        build_engine(
-            EngineSpec(
+        if spec.precision is Precision.INT8:
+            made = quantized_onnx(loaded, onnx_path, int8.data, int8.settings, exporter=exporter, opset=opset)
+            extra = made.as_dict()
+        else:
+            dtype = torch.float16 if fp16_onnx else torch.float32
+            export_onnx(
+                loaded.module,
+                torch.zeros(1, *loaded.input_shape),
                 onnx_path,
-                spec.engine_path,
-                loaded.input_shape,
-                spec.min_batch,
-                spec.opt_batch,
-                spec.max_batch,
-                spec.fp16,
-                spec.workspace_bytes,
-            ),
-            trt,
-        )
+                exporter=exporter,
+                opset=opset,
+                dtype=dtype,
+            )
+        build_engine(replace(spec, onnx_path=onnx_path), trt)
     runner = EngineRunner(spec.engine_path, trt)
+    extra.update(tensorrt_version=str(trt.__version__), strongly_typed_fp16_onnx=fp16_onnx)
+    if spec.precision is Precision.INT8:
+        data, settings = int8.data, int8.settings
+        run = runner.numpy_runner()
+        batch = min(spec.max_batch, 64)
+        report = validate_int8(
+            "tensorrt", run, loaded.module, data.images, data.labels, settings.thresholds, data.source, batch
+        )
+        return report, extra
     real = real_samples(loaded)
     batches = [b[: spec.max_batch] for b in validation_batches(loaded.input_shape, real)]
-    precision = "fp16" if spec.fp16 else "fp32"
+    precision = spec.precision.value
     report = validate("tensorrt", runner.numpy_runner(), loaded.module, batches, precision, batch_sources(real))
-    return report, {"tensorrt_version": str(trt.__version__), "strongly_typed_fp16_onnx": fp16_onnx}
+    return report, extra

@@ -20,7 +20,9 @@ from pathlib import Path
 import torch
 
 from prunex.runtime.cases import BackendUnavailable, Case, prepare_compile, prepare_cuda_graphs, prepare_eager
+from prunex.runtime.choices import choice_names, parse_choice
 from prunex.runtime.compile_mode import CompileMode
+from prunex.runtime.precision import Precision, parse_precision
 
 
 class Backend(Enum):
@@ -32,15 +34,12 @@ class Backend(Enum):
 
 
 def backend_names() -> list[str]:
-    return [b.value for b in Backend]
+    return choice_names(Backend)
 
 
 def parse_backend(name: Backend | str) -> Backend:
     """The backend ``name`` spells; ValueError listing the choices otherwise."""
-    try:
-        return Backend(name)
-    except ValueError:
-        raise ValueError(f"unknown backend {name!r} (choose from {', '.join(backend_names())})") from None
+    return parse_choice(Backend, name, "backend")
 
 
 class ExportCache:
@@ -53,7 +52,7 @@ class ExportCache:
         self._tmp = tempfile.TemporaryDirectory(prefix="prunex-onnx-")
         self.dir = Path(self._tmp.name)
         self.exporter = exporter
-        self.paths: dict[tuple[int, torch.dtype], Path] = {}
+        self.paths: dict[tuple[int, torch.dtype, Precision], Path] = {}
 
     def __enter__(self) -> ExportCache:
         return self
@@ -65,9 +64,19 @@ class ExportCache:
         self._tmp.cleanup()
 
     def onnx(self, case: Case) -> Path:
+        """The case's module as ONNX in its dtype; an INT8 case quantized with its calibration images."""
         from prunex.runtime.onnx_program import export_onnx
 
-        key = (id(case.module), case.dtype)
+        key = (id(case.module), case.dtype, case.precision)
+        if case.precision is Precision.INT8 and key not in self.paths:
+            from prunex.runtime.onnx_int8 import QuantizationError, quantize_int8
+
+            float_case = Case(case.module, case.input_shape, case.batch, torch.float32, case.device, False)
+            path = self.dir / f"model{len(self.paths)}-int8.onnx"
+            try:
+                self.paths[key] = quantize_int8(self.onnx(float_case), path, case.calibration.cpu().float().numpy())
+            except QuantizationError as err:
+                raise BackendUnavailable(f"int8 quantization failed: {err}") from err
         if key not in self.paths:
             path = self.dir / f"model{len(self.paths)}.onnx"
             module = copy.deepcopy(case.module).cpu().float()
@@ -130,15 +139,15 @@ def prepare_tensorrt(case: Case, options: RunOptions) -> Callable[[], object]:
         trt = require_tensorrt()
     except TensorRTUnavailable as err:
         raise BackendUnavailable(str(err)) from None
-    fp16 = case.dtype == torch.float16
-    onnx_dtype = torch.float16 if needs_fp16_onnx(trt, fp16) else torch.float32
+    precision = case.precision
+    onnx_dtype = torch.float16 if needs_fp16_onnx(trt, precision) else case.dtype
     onnx_path = options.exports.onnx(
-        Case(case.module, case.input_shape, case.batch, onnx_dtype, torch.device("cpu"), False)
+        Case(case.module, case.input_shape, case.batch, onnx_dtype, torch.device("cpu"), False, case.calibration)
     )
-    engine = onnx_path.with_name(f"{onnx_path.stem}-{'fp16' if fp16 else 'fp32'}.engine")
+    engine = onnx_path.with_name(f"{onnx_path.stem}-{precision.value}.engine")
     if not engine.exists():
         batch = max(options.max_batch, case.batch)
-        build_engine(EngineSpec(onnx_path, engine, case.input_shape, 1, batch, batch, fp16), trt)
+        build_engine(EngineSpec(onnx_path, engine, case.input_shape, 1, batch, batch, precision), trt)
     runner, x = EngineRunner(engine, trt), case.input()
     return lambda: runner(x)
 
@@ -177,14 +186,19 @@ def prepare(backend: Backend, case: Case, options: RunOptions) -> Callable[[], o
     return BACKENDS[backend].prepare(case, options)
 
 
-def unavailable_reason(backend: Backend | str, device: torch.device, dtype: torch.dtype) -> str | None:
-    """Why ``backend`` cannot run on ``device`` in ``dtype``, before trying (None if it may)."""
+QUANTIZING = (Backend.ONNXRUNTIME, Backend.TENSORRT)  # the backends that run INT8 Q/DQ models
+
+
+def unavailable_reason(backend: Backend | str, device: torch.device, precision: Precision | str) -> str | None:
+    """Why ``backend`` cannot run on ``device`` in ``precision``, before trying (None if it may)."""
     try:
-        backend = parse_backend(backend)
+        backend, precision = parse_backend(backend), parse_precision(precision)
     except ValueError as err:
         return str(err)
-    if device.type == "cpu" and dtype == torch.float16:
+    if device.type == "cpu" and precision is Precision.FP16:
         return "fp16 is not benchmarked on the CPU"
+    if precision is Precision.INT8 and backend not in QUANTIZING:
+        return f"int8 runs on {' and '.join(b.value for b in QUANTIZING)} (quantized ONNX), not {backend.value}"
     if BACKENDS[backend].needs_cuda and device.type != "cuda":
         return f"{backend.value} needs --device cuda"
     return None

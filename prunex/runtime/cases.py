@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from prunex.runtime.compile_mode import CompileMode
+from prunex.runtime.precision import Precision
 
 
 class BackendUnavailable(RuntimeError):
@@ -27,6 +28,13 @@ class Case:
     dtype: torch.dtype
     device: torch.device
     channels_last: bool
+    calibration: torch.Tensor | None = None  # images to calibrate INT8 on: an fp32 case quantized (ONNX backends)
+
+    @property
+    def precision(self) -> Precision:
+        if self.calibration is not None:
+            return Precision.INT8
+        return Precision.FP16 if self.dtype == torch.float16 else Precision.FP32
 
     @property
     def cuda(self) -> bool:

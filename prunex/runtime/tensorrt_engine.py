@@ -1,9 +1,11 @@
 """TensorRT engines from ONNX, against the documented TensorRT 10 / 11 Python API.
 
-TensorRT 10: an FP32 ONNX model and ``BuilderFlag.FP16`` for FP16. TensorRT 11 removed the precision flags and
-always builds strongly typed networks, so FP16 means an FP16 ONNX model (prunex exports one from PyTorch in
-half precision) built as is. Both: an optimization profile for the batch range, a timing cache kept next to the
-engine, and a workspace limit. Inference binds torch CUDA tensors by name (``execute_async_v3``).
+TensorRT 10: an FP32 ONNX model and ``BuilderFlag.FP16`` for FP16; for INT8 a Q/DQ ONNX model and
+``BuilderFlag.INT8`` (explicit quantization in a weakly typed network). TensorRT 11 removed the precision flags and
+implicit quantization and always builds strongly typed networks, so FP16 means an FP16 ONNX model (prunex exports
+one from PyTorch in half precision) and INT8 a Q/DQ model (symmetric, zero-point 0), each built as is. Both: an
+optimization profile for the batch range, a timing cache kept next to the engine, and a workspace limit. Inference
+binds torch CUDA tensors by name (``execute_async_v3``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from prunex.artifacts.errors import InputError
+from prunex.runtime.precision import Precision
 
 INSTALL_HINT = 'TensorRT is an optional extra: pip install "prunex[trt]" (NVIDIA wheels, needs a CUDA GPU)'
 
@@ -39,9 +42,9 @@ def major_version(trt: ModuleType) -> int:
     return int(str(trt.__version__).split(".")[0])
 
 
-def needs_fp16_onnx(trt: ModuleType, fp16: bool) -> bool:
+def needs_fp16_onnx(trt: ModuleType, precision: Precision) -> bool:
     """TensorRT 11 builds FP16 only from an FP16 model (strong typing); TensorRT 10 from FP32 + a flag."""
-    return fp16 and major_version(trt) >= 11
+    return precision is Precision.FP16 and major_version(trt) >= 11
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class EngineSpec:
     min_batch: int = 1
     opt_batch: int = 32
     max_batch: int = 128
-    fp16: bool = False
+    precision: Precision = Precision.FP32  # INT8: the ONNX model holds Q/DQ nodes
     workspace_bytes: int = 4 << 30
 
     @property
@@ -74,8 +77,8 @@ def build_engine(spec: EngineSpec, trt: ModuleType | None = None) -> Path:
         raise RuntimeError(f"TensorRT could not parse {spec.onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec.workspace_bytes)
-    if spec.fp16 and not strongly_typed:
-        config.set_flag(trt.BuilderFlag.FP16)  # TensorRT 10 only
+    if not strongly_typed and spec.precision is not Precision.FP32:  # TensorRT 10 only
+        config.set_flag(trt.BuilderFlag.FP16 if spec.precision is Precision.FP16 else trt.BuilderFlag.INT8)
     profile = builder.create_optimization_profile()
     name = network.get_input(0).name
     c, h, w = spec.input_shape

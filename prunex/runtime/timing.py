@@ -2,6 +2,8 @@
 coefficient of variation (trtexec warns above 2.5 %).
 
 On CUDA each iteration is timed with CUDA events on the current stream; on the CPU with ``perf_counter``.
+:func:`time_interleaved` times several callables in alternating rounds, so that what they are compared on (a
+shared machine whose speed drifts by tens of percent within minutes) is the same for all of them.
 """
 
 from __future__ import annotations
@@ -65,6 +67,19 @@ def summarise(samples_ms: list[float], batch: int) -> LatencyStats:
     )
 
 
+def _timed_call(fn: Callable[[], object], cuda: bool) -> float:
+    if cuda:
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return begin.elapsed_time(end)
+    tic = time.perf_counter()
+    fn()
+    return (time.perf_counter() - tic) * 1e3
+
+
 def time_callable(
     fn: Callable[[], object], *, cuda: bool, warmup: int = 10, iters: int = 50, min_seconds: float = 0.0
 ) -> list[float]:
@@ -76,15 +91,37 @@ def time_callable(
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < iters or time.perf_counter() - start < min_seconds:
-        if cuda:
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
+        samples.append(_timed_call(fn, cuda))
+    return samples
+
+
+PAUSE_S = 0.02  # on the CPU, before each burst: the previous runtime's spinning worker threads go to sleep
+
+
+def time_interleaved(
+    fns: list[Callable[[], object]],
+    *,
+    cuda: bool,
+    warmup: int = 10,
+    iters: int = 50,
+    min_seconds: float = 0.0,
+    burst: int = 5,
+    pause_s: float = PAUSE_S,
+) -> list[list[float]]:
+    """Per-iteration latencies in ms of each of ``fns``, timed in rounds: every round runs each one ``burst``
+    times after one untimed call (and, on the CPU, a pause), so each gets at least ``iters`` samples and all of
+    them are measured across the same stretch of time (``min_seconds`` of timed work in all)."""
+    for fn in fns:
+        for _ in range(warmup):
             fn()
-            end.record()
-            end.synchronize()
-            samples.append(begin.elapsed_time(end))
-        else:
-            tic = time.perf_counter()
+    if cuda:
+        torch.cuda.synchronize()
+    samples: list[list[float]] = [[] for _ in fns]
+    start = time.perf_counter()
+    while min(map(len, samples)) < iters or time.perf_counter() - start < min_seconds:
+        for fn, out in zip(fns, samples, strict=True):
+            if not cuda and pause_s > 0:
+                time.sleep(pause_s)
             fn()
-            samples.append((time.perf_counter() - tic) * 1e3)
+            out.extend(_timed_call(fn, cuda) for _ in range(burst))
     return samples

@@ -19,6 +19,7 @@ from prunex.artifacts import layout as files
 from prunex.artifacts.errors import InputError
 from prunex.benchmarking.report import plot_latency
 from prunex.benchmarking.run import DTYPES, REFERENCE, BenchModel, BenchSettings, run_grid
+from prunex.data import DatasetError, labelled_images
 from prunex.exporters.sources import LoadedModel, load_pair
 from prunex.inspection import draw_pictures
 from prunex.models.references import AUTO, build_reference, choose_reference
@@ -100,7 +101,7 @@ def prepare_bench(
     unknown = [b for b in backends if b not in known] + [d for d in dtypes if d not in DTYPES]
     if unknown:
         raise InputError(
-            f"unknown backend or dtype: {', '.join(unknown)} (backends: {', '.join(known)}; dtypes: "
+            f"unknown backend or precision: {', '.join(unknown)} (backends: {', '.join(known)}; precisions: "
             f"{', '.join(DTYPES)})"
         )
     if not backends:
@@ -121,17 +122,33 @@ def prepare_bench(
     models = []
     for source in sources:  # one source = one group: its gated and compressed models and their reference
         loaded = load_pair(source)
-        models += [BenchModel(m.name, m.label, str(source), m.module, m.input_shape) for m in loaded]
-        models += _reference(reference, loaded[0], str(source))
+        group = [BenchModel(m.name, m.label, str(source), m.module, m.input_shape) for m in loaded]
+        group += _reference(reference, loaded[0], str(source))
+        if "int8" in dtypes:
+            images, note = _calibration(loaded[0])
+            for m in group:
+                m.calibration, m.calibration_note = images, note
+        models += group
     cl = dev.type == "cuda" if channels_last is None else channels_last
     settings = BenchSettings(dev, backends, list(dtypes), list(batches), cl, warmup, iters, min_seconds, compile_mode)
     return BenchJob(sources, models, settings, out, plots)
 
 
+INT8_CALIBRATION = 256  # training images each INT8 row of a run is calibrated on
+
+
+def _calibration(model: LoadedModel) -> tuple[torch.Tensor | None, str]:
+    """Training images of the run's dataset to calibrate INT8 rows on, or None and why."""
+    try:
+        return labelled_images(model.dataset, "train", INT8_CALIBRATION)[0], ""
+    except DatasetError as err:
+        return None, str(err)
+
+
 def _check_something_runs(dev: torch.device, backends: Sequence[str], dtypes: Sequence[str]) -> None:
-    reasons = [unavailable_reason(b, dev, DTYPES[d]) for b in backends for d in dtypes]
+    reasons = [unavailable_reason(b, dev, d) for b in backends for d in dtypes]
     if all(reasons):
-        grid = f"--backend {','.join(backends)} --dtype {','.join(dtypes)}"
+        grid = f"--backend {','.join(backends)} --precision {','.join(dtypes)}"
         raise InputError(f"nothing to measure on {dev} with {grid}: {'; '.join(dict.fromkeys(reasons))}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunex.artifacts import check_writable_parent
@@ -21,9 +21,14 @@ from prunex.exporters.export import (
     write_report,
     written_opset,
 )
+from prunex.exporters.int8 import Int8Export, Int8Settings, export_and_validate_onnx_int8, int8_data
+from prunex.exporters.int8_validation import Int8Thresholds, Int8Validation
 from prunex.exporters.sources import LoadedModel, load_model, source_files
 from prunex.exporters.validate import ValidationReport
+from prunex.runtime.int8_observer import Observer
+from prunex.runtime.onnx_int8 import MIN_OPSET
 from prunex.runtime.onnx_program import DEFAULT_OPSET, EXPORTERS, newest_opset
+from prunex.runtime.precision import Precision, parse_precision
 from prunex.runtime.tensorrt_engine import EngineSpec, require_tensorrt
 
 
@@ -31,12 +36,15 @@ from prunex.runtime.tensorrt_engine import EngineSpec, require_tensorrt
 class ExportOutcome:
     """One output: its validation, where it went (FINAL, or FINAL.diverged), and its report."""
 
-    report: ValidationReport
+    report: ValidationReport | Int8Validation
     path: Path
     report_path: Path
+    details: dict = field(default_factory=dict)  # what the report holds besides the validation (exporter, int8, …)
 
 
-def publish(final: Path, make: Callable[[Path], tuple[ValidationReport, dict]], key: str) -> ExportOutcome:
+def publish(
+    final: Path, make: Callable[[Path], tuple[ValidationReport | Int8Validation, dict]], key: str
+) -> ExportOutcome:
     """``make(tmp)`` exports to a temporary sibling and validates; the output goes to ``final`` if it passed, else to
     FINAL.diverged, so an earlier ``final`` is replaced only by a validated model."""
     output = ExportOutput(final)
@@ -49,7 +57,7 @@ def publish(final: Path, make: Callable[[Path], tuple[ValidationReport, dict]], 
     finally:
         tmp.unlink(missing_ok=True)
     fields = {key: str(path), "sha256": checksum, **extra}
-    return ExportOutcome(report, path, write_report(output.report_of(path), report, fields))
+    return ExportOutcome(report, path, write_report(output.report_of(path), report, fields), fields)
 
 
 @dataclass
@@ -60,21 +68,32 @@ class ExportJob:
     trt: Path | None
     exporter: str
     opset: int
-    engine: tuple[int, int, int, bool, int]  # min / opt / max batch, fp16, workspace bytes
+    engine: tuple[int, int, int, int]  # TensorRT: min / opt / max batch, workspace bytes
+    precision: Precision = Precision.FP32
+    int8: Int8Export | None = None  # settings and the run's images, for --precision int8
 
     def run(self) -> Iterator[ExportOutcome]:
         if self.onnx is not None:
 
             def to_onnx(tmp: Path):
+                common = {"model": str(self.source), "exporter": self.exporter}
+                if self.int8 is not None:
+                    report, made = export_and_validate_onnx_int8(
+                        self.model, tmp, self.int8, exporter=self.exporter, opset=self.opset
+                    )
+                    return report, {**common, "opset": written_opset(tmp), "int8": made}
                 report = export_and_validate_onnx(self.model, tmp, exporter=self.exporter, opset=self.opset)
-                return report, {"model": str(self.source), "exporter": self.exporter, "opset": written_opset(tmp)}
+                return report, {**common, "opset": written_opset(tmp)}
 
             yield publish(self.onnx, to_onnx, "onnx")
         if self.trt is not None:
 
             def to_engine(tmp: Path):
-                spec = EngineSpec(Path(), tmp, self.model.input_shape, *self.engine)
-                report, extra = export_and_validate_tensorrt(self.model, spec, exporter=self.exporter, opset=self.opset)
+                lo, opt, hi, workspace = self.engine
+                spec = EngineSpec(Path(), tmp, self.model.input_shape, lo, opt, hi, self.precision, workspace)
+                report, extra = export_and_validate_tensorrt(
+                    self.model, spec, exporter=self.exporter, opset=self.opset, int8=self.int8
+                )
                 return report, {"model": str(self.source), **extra}
 
             yield publish(self.trt, to_engine, "engine")
@@ -87,30 +106,38 @@ def prepare_export(
     trt: str | Path | None = None,
     exporter: str = "dynamo",
     opset: int = DEFAULT_OPSET,
+    precision: Precision | str = Precision.FP32,
     fp16: bool = False,
     min_batch: int = 1,
     opt_batch: int = 32,
     max_batch: int = 128,
     workspace_gb: float = 4.0,
     force: bool = False,
+    calibration: int = 512,
+    validation: int = 1000,
+    observer: Observer | str = Observer.MINMAX,
+    min_agreement: float = 0.99,
+    max_accuracy_drop: float = 0.5,
+    tune: str = "off",
+    target_batch: int = 32,
 ) -> ExportJob:
-    """Check every option, both outputs and TensorRT before any work, then load the model (a compressed directory,
-    or a checkpoint / run directory: the frozen gated network).
+    """Check every option, both outputs, TensorRT and (for INT8) the run's data before any work, then load the
+    model (a compressed directory, or a checkpoint / run directory: the frozen gated network).
+
+    ``precision``: fp32; fp16 (TensorRT engines; the ONNX model stays fp32; ``fp16=True`` is the same); int8 (both
+    outputs quantized: ``calibration`` training images, judged on up to ``validation`` test images by
+    ``min_agreement`` and ``max_accuracy_drop`` points; ``tune="full"`` keeps in floating point the layers whose INT8
+    form is not faster on ONNX Runtime at ``target_batch``).
 
     An output never replaces a file an earlier export did not write, nor one of the export's inputs; it replaces an
     earlier export (model, report, or their ``.diverged`` twins) only with ``force``."""
     if onnx is None and trt is None:
         raise InputError("give --onnx PATH, --trt PATH or both")
-    if exporter not in EXPORTERS:
-        raise InputError(f"--exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
-    lowest = DEFAULT_OPSET if exporter == "dynamo" else 9
-    if not lowest <= opset <= newest_opset():
-        raise InputError(f"--opset {opset}: the {exporter} exporter writes opsets {lowest} to {newest_opset()} here")
-    if not 1 <= min_batch <= opt_batch <= max_batch or workspace_gb <= 0:
-        raise InputError(
-            f"TensorRT needs 1 <= --min-batch <= --opt-batch <= --max-batch and a positive workspace, got "
-            f"{min_batch}, {opt_batch}, {max_batch}, {workspace_gb} GB"
-        )
+    precision = _precision(precision, fp16)
+    _check_options(exporter, opset, precision, (min_batch, opt_batch, max_batch, workspace_gb))
+    settings = _int8_settings(
+        precision, calibration, validation, observer, (min_agreement, max_accuracy_drop), tune, target_batch
+    )
     outputs = [Path(p) if p is not None else None for p in (onnx, trt)]
     source = Path(source)
     named = {option: path for option, path in zip(("--onnx", "--trt"), outputs, strict=True) if path is not None}
@@ -119,5 +146,52 @@ def prepare_export(
         check_writable_parent(path)
     if trt is not None:
         require_tensorrt()
-    engine = (min_batch, opt_batch, max_batch, fp16, int(workspace_gb * (1 << 30)))
-    return ExportJob(source, load_model(source), *outputs, exporter, opset, engine)
+    model = load_model(source)
+    int8 = Int8Export(settings, int8_data(model, settings)) if settings is not None else None
+    engine = (min_batch, opt_batch, max_batch, int(workspace_gb * (1 << 30)))
+    return ExportJob(source, model, *outputs, exporter, opset, engine, precision, int8)
+
+
+def _precision(precision: Precision | str, fp16: bool) -> Precision:
+    try:
+        chosen = parse_precision(precision)
+    except ValueError as err:
+        raise InputError(f"--precision: {err}") from None
+    if fp16 and chosen is not Precision.FP32 and chosen is not Precision.FP16:
+        raise InputError(f"--fp16 and --precision {chosen.value} ask for two precisions")
+    return Precision.FP16 if fp16 else chosen
+
+
+def _check_options(exporter: str, opset: int, precision: Precision, engine: tuple[int, int, int, float]) -> None:
+    if exporter not in EXPORTERS:
+        raise InputError(f"--exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
+    lowest = DEFAULT_OPSET if exporter == "dynamo" else 9
+    if not lowest <= opset <= newest_opset():
+        raise InputError(f"--opset {opset}: the {exporter} exporter writes opsets {lowest} to {newest_opset()} here")
+    if precision is Precision.INT8 and opset < MIN_OPSET:
+        raise InputError(f"--precision int8 writes per-channel Q/DQ, which needs --opset {MIN_OPSET} or newer")
+    min_batch, opt_batch, max_batch, workspace_gb = engine
+    if not 1 <= min_batch <= opt_batch <= max_batch or workspace_gb <= 0:
+        raise InputError(
+            f"TensorRT needs 1 <= --min-batch <= --opt-batch <= --max-batch and a positive workspace, got "
+            f"{min_batch}, {opt_batch}, {max_batch}, {workspace_gb} GB"
+        )
+
+
+def _int8_settings(precision, calibration, validation, observer, thresholds, tune, target_batch):
+    """The INT8 settings (None unless int8), every value checked."""
+    if precision is not Precision.INT8:
+        return None
+    if tune not in ("off", "full"):
+        raise InputError(f"--tune for an int8 export is off or full, got {tune!r}")
+    try:
+        observer = Observer(observer)
+    except ValueError:
+        raise InputError(
+            f"--observer must be one of {', '.join(o.value for o in Observer)}, got {observer!r}"
+        ) from None
+    try:
+        limits = Int8Thresholds(*thresholds)
+    except ValueError as err:
+        raise InputError(f"--min-agreement / --max-accuracy-drop: {err}") from None
+    return Int8Settings(calibration, validation, observer, limits, tune == "full", target_batch)

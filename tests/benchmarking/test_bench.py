@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from prunex.benchmarking.run import speedups
 from prunex.cli.app import app
-from prunex.runtime.timing import COV_WARNING, percentile, summarise, time_callable
+from prunex.runtime.timing import COV_WARNING, percentile, summarise, time_callable, time_interleaved
 from tests.train.helpers import trained_and_compressed_run
 
 
@@ -25,6 +25,17 @@ def test_time_callable_warms_up_then_times_at_least_iters():
     calls = []
     samples = time_callable(lambda: calls.append(1), cuda=False, warmup=3, iters=7)
     assert len(samples) == 7 and len(calls) == 10 and all(s >= 0 for s in samples)
+
+
+def test_interleaved_timing_alternates_short_bursts_so_every_callable_sees_the_same_minutes():
+    calls: list[str] = []
+    samples = time_interleaved(
+        [lambda: calls.append("a"), lambda: calls.append("b")], cuda=False, warmup=2, iters=6, burst=3, pause_s=0
+    )
+    assert [len(s) for s in samples] == [6, 6]
+    rounds = calls[4:]  # after the warm-up of each (a a b b): one untimed call, then the burst, in turn
+    assert rounds == ["a"] * 4 + ["b"] * 4 + ["a"] * 4 + ["b"] * 4
+    assert calls[:4] == ["a", "a", "b", "b"]
 
 
 def test_speedups_pair_gated_and_compressed_of_the_same_run():
@@ -199,3 +210,56 @@ def test_cli_bench_rejects_an_unknown_reference_before_any_work(run_dir, tmp_pat
         app, ["bench", str(run_dir), "--reference", "torchvision:nosuchnet", "--out", str(out)], env={"COLUMNS": "200"}
     )
     assert result.exit_code == 2 and "torchvision has no such model" in result.output and not out.exists()
+
+
+@pytest.mark.slow  # three ONNX exports and quantizations (~20 s); the pieces are checked below by default
+def test_int8_rows_are_quantized_on_the_onnx_backends_and_compared_with_fp32(run_dir, tmp_path):
+    """Every model of the run and its reference quantized the same way (calibrated on the run's data); eager has no
+    int8 and says so; int8 rows carry their speed-up over fp32 and the table shows it."""
+    out = tmp_path / "b"
+    args = ["bench", str(run_dir), "--device", "cpu", "--backend", "eager,onnxruntime", "--precision", "fp32,int8"]
+    args += ["--batch", "2", "--warmup", "1", "--iters", "2", "--no-plots", "--out", str(out)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "bench.json").read_text())
+    int8 = {(r["kind"], r["backend"]): r for r in data["results"] if r["dtype"] == "int8"}
+    assert {k for k, r in int8.items() if r["status"] == "ok"} == {
+        (kind, "onnxruntime") for kind in ("gated", "compressed", "reference")
+    }
+    assert all("int8 runs on onnxruntime and tensorrt" in r["reason"] for (_, b), r in int8.items() if b == "eager")
+    versus = {(v["kind"], v["backend"]): v for v in data["vs_fp32"]}
+    assert set(versus) == {(kind, "onnxruntime") for kind in ("gated", "compressed", "reference")}
+    for (kind, backend), v in versus.items():
+        fp32 = next(r for r in data["results"] if (r["kind"], r["backend"], r["dtype"]) == (kind, backend, "fp32"))
+        assert v["speedup"] == pytest.approx(fp32["median_ms"] / int8[(kind, backend)]["median_ms"])
+    assert "vs fp32" in result.output
+
+
+def test_int8_runs_only_where_quantized_onnx_runs_and_is_compared_with_its_own_fp32_row():
+    import torch
+
+    from prunex.benchmarking.run import versus_fp32
+    from prunex.runtime.backends import unavailable_reason
+
+    cpu = torch.device("cpu")
+    assert unavailable_reason("onnxruntime", cpu, "int8") is None
+    for backend in ("eager", "compile"):
+        assert "int8 runs on onnxruntime and tensorrt" in unavailable_reason(backend, cpu, "int8")
+    assert "unknown precision" in unavailable_reason("onnxruntime", cpu, "int4")
+
+    def row(kind, dtype, batch, ms):
+        return dict(group="r", kind=kind, backend="onnxruntime", dtype=dtype, batch=batch, status="ok", median_ms=ms)
+
+    rows = [row("compressed", "fp32", 1, 3.0), row("compressed", "int8", 1, 2.0), row("reference", "int8", 1, 1.0)]
+    assert versus_fp32(rows) == [  # the reference has no fp32 row here: nothing to compare it with
+        {
+            "group": "r",
+            "kind": "compressed",
+            "backend": "onnxruntime",
+            "dtype": "int8",
+            "batch": 1,
+            "fp32_median_ms": 3.0,
+            "median_ms": 2.0,
+            "speedup": 1.5,
+        }
+    ]

@@ -5,7 +5,9 @@ name, shape, element type); TensorRT 11 networks are always strongly typed and i
 flags; a strongly typed network takes its precision from the ONNX types and refuses precision flags; a weakly typed
 one (TensorRT 10) is FP16 only with ``BuilderFlag.FP16``; a dynamic input needs a profile with min ≤ opt ≤ max whose
 other dimensions match the model; the timing cache carries what earlier builds measured. The "engine" it writes is
-a JSON description of what was built, so a test can check the result.
+a JSON description of what was built, so a test can check the result. INT8 (explicit quantization, the only kind
+TensorRT 11 has): QuantizeLinear / DequantizeLinear nodes in the ONNX model, which the parser accepts only
+symmetric (zero-point 0); a weakly typed network (TensorRT 10) builds them only with ``BuilderFlag.INT8``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import types
 
 import onnx
+from onnx import numpy_helper
 
 STRONGLY_TYPED = 1  # NetworkDefinitionCreationFlag value: create_network(1 << STRONGLY_TYPED)
 
@@ -30,6 +33,7 @@ class Network:
         self.strongly_typed = strongly_typed
         self.inputs: list[types.SimpleNamespace] = []
         self.elem_type: int | None = None
+        self.quantized = False  # the model holds Q/DQ nodes
 
     def get_input(self, i: int) -> types.SimpleNamespace:
         return self.inputs[i]
@@ -46,6 +50,12 @@ class OnnxParser:
         except Exception as err:  # noqa: BLE001 - TensorRT reports any parse failure as an error string
             self.errors = [f"ONNX parse error: {err}"]
             return False
+        inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        for node in model.graph.node:
+            if node.op_type == "QuantizeLinear" and len(node.input) > 2 and inits[node.input[2]].any():
+                self.errors = [f"{node.name}: TensorRT supports only symmetric quantization (zero-point 0)"]
+                return False
+        self.network.quantized = any(n.op_type == "QuantizeLinear" for n in model.graph.node)
         graph_input = model.graph.input[0]
         dims = [d.dim_value if d.HasField("dim_value") else -1 for d in graph_input.type.tensor_type.shape.dim]
         self.network.inputs = [types.SimpleNamespace(name=graph_input.name, shape=tuple(dims))]
@@ -119,8 +129,10 @@ class Builder:
         return Profile()
 
     def build_serialized_network(self, network: Network, config: BuilderConfig) -> bytes | None:
-        if network.strongly_typed and "FP16" in config.flags:
+        if network.strongly_typed and config.flags & {"FP16", "INT8"}:
             return None  # precision flags are an error on strongly typed networks
+        if network.quantized and not network.strongly_typed and "INT8" not in config.flags:
+            return None  # TensorRT 10: Q/DQ layers need the INT8 flag
         (inp,) = network.inputs
         if -1 in inp.shape:
             if not config.profiles or inp.name not in config.profiles[0].shapes:
@@ -133,6 +145,7 @@ class Builder:
                 return None
         half = network.elem_type == onnx.TensorProto.FLOAT16
         precision = "fp16" if half or (not network.strongly_typed and "FP16" in config.flags) else "fp32"
+        precision = "int8" if network.quantized else precision
         key = f"{inp.name}{inp.shape}"
         hit = config.cache is not None and key in config.cache.entries
         if config.cache is not None and not hit:

@@ -24,6 +24,7 @@ def _weights(model):
     return sorted(tuple(m.weight.shape) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
 
 
+@pytest.mark.slow  # full width (~10 s); every gate pattern compresses exactly on a small G-ResNeXt by default
 def test_contiguous_groups_compress_back_to_torchvision(reference):
     gm, report = compress(from_torchvision_resnext(reference), X, options=CompressOptions(fold_bn=False))
     assert _weights(gm) == _weights(reference)

@@ -35,24 +35,26 @@ def _convs(gm) -> int:
     return sum(isinstance(m, nn.Conv2d) for m in gm.modules())
 
 
-def _compressed_pair(cardinality, projection):
+def _compressed_pair(cardinality, projection, separate=True):
+    """The model compressed with and (unless ``separate`` is false: None) without block stacking."""
     model = _maskconnect(cardinality, projection=projection)
     stacked, report = compress(model, X)
-    separate, _ = compress(model, X, options=CompressOptions(stack_blocks=False))
+    unstacked = compress(model, X, options=CompressOptions(stack_blocks=False))[0] if separate else None
     with torch.no_grad():
         ref = model(X)
-        for gm in (stacked, separate):
-            assert float((gm(X) - ref).abs().max()) <= 1e-4 * float(ref.abs().max())
+        for gm in (stacked, unstacked):
+            assert gm is None or float((gm(X) - ref).abs().max()) <= 1e-4 * float(ref.abs().max())
     assert report["passes"][-1]["name"] == "stack_blocks"
-    return stacked, separate
+    return stacked, unstacked
 
 
 def test_a_maskconnect_module_compiles_to_the_same_ops_whatever_its_cardinality():
     ops = {}
     for c in (4, 8):
-        stacked, separate = _compressed_pair(c, "shared")
+        stacked, separate = _compressed_pair(c, "shared", separate=c == 8)
         ops[c] = _aten_ops(stacked)
-        assert _aten_ops(separate) > 2 * ops[c]  # block by block: every block's layers and every term of its input
+        if separate is not None:  # block by block: every block's layers and every term of its input
+            assert _aten_ops(separate) > 2 * ops[c]
         assert _convs(stacked) <= 3 * 6 + 3 + 1  # per module the three merged layers, the projections, the stem
     assert ops[8] <= ops[4] + 4  # twice the blocks, (about) the same launches
 
