@@ -1,5 +1,10 @@
 """Tiny configurations that train in seconds on the CPU."""
 
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
 from prunex.train import Phase, TrainConfig
 
 TINY_MASKCONNECT = dict(depth=11, bottleneck_width=4, cardinality=4, fan_in=2)
@@ -22,8 +27,22 @@ def tiny_config(out, **overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
+_TRAINED: Path | None = None  # the one tiny run of this test session, copied for every caller
+
+
 def trained_and_compressed_run(run):
-    """One epoch of the tiny MaskConnect on synthetic data in ``run``, compressed into ``run/compressed``."""
+    """One epoch of the tiny MaskConnect on synthetic data in ``run``, compressed into ``run/compressed``: trained
+    once per test session (training is deterministic) and copied, so every caller gets its own run directory."""
+    global _TRAINED
+    if _TRAINED is None:
+        _TRAINED = Path(tempfile.mkdtemp(prefix="prunex-tests-")) / "run"
+        atexit.register(shutil.rmtree, _TRAINED.parent, True)
+        _train_and_compress(_TRAINED)
+    shutil.copytree(_TRAINED, run)
+    return Path(run)
+
+
+def _train_and_compress(run):
     import json
 
     import torch
