@@ -115,12 +115,12 @@ def _measure_cell(models, settings: BenchSettings, options, flops, cell: tuple[s
     """(model index, row) for each model in one (backend, dtype, batch) cell."""
     backend, dtype_name, batch = cell
     rows, runs = [], []
+    unavailable, int8 = unavailable_reason(backend, settings.device, dtype_name), dtype_name == "int8"
     for i, model in enumerate(models):
         row = {"model": model.name, "kind": model.kind, "group": model.group, "backend": backend}
         row.update(dtype=dtype_name, batch=batch)
         rows.append((i, row))
-        reason = unavailable_reason(backend, settings.device, dtype_name)
-        int8 = dtype_name == "int8"
+        reason = unavailable
         if reason is None and int8 and model.calibration is None:
             reason = f"int8 needs calibration images of the run's data: {model.calibration_note or 'none given'}"
         if reason is None:
@@ -190,14 +190,15 @@ def _out_of_memory(err: BaseException, batch: int, device: torch.device) -> str:
 CASE_KEYS = ("group", "kind", "backend", "dtype", "batch")
 
 
-def _paired(rows: list[dict[str, Any]], base_kind: str, skip: tuple[str, ...]):
-    """(case fields, row, base row) for every measured row not of a ``skip`` kind whose group has a ``base_kind``
-    row measured with the same backend, dtype and batch."""
+def _paired(rows: list[dict[str, Any]], base_of: Callable[..., tuple | None]):
+    """(case fields, row, base row) for every measured row whose base — the case ``base_of(group, kind, backend,
+    dtype, batch)`` names, None for none — was measured too."""
     index = {tuple(r[k] for k in CASE_KEYS): r for r in rows if r["status"] == "ok"}
-    for (group, kind, backend, dtype, batch), row in index.items():
-        base = index.get((group, base_kind, backend, dtype, batch))
-        if kind not in skip and base is not None:
-            yield {"group": group, "kind": kind, "backend": backend, "dtype": dtype, "batch": batch}, row, base
+    for case, row in index.items():
+        key = base_of(*case)
+        base = index.get(key) if key is not None else None
+        if base is not None:
+            yield dict(zip(CASE_KEYS, case, strict=True)), row, base
 
 
 def speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -210,7 +211,9 @@ def speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "compressed_median_ms": row["median_ms"],
             "speedup": base["median_ms"] / row["median_ms"],
         }
-        for case, row, base in _paired(rows, "gated", ("gated", REFERENCE))
+        for case, row, base in _paired(
+            rows, lambda g, kind, b, d, n: None if kind in ("gated", REFERENCE) else (g, "gated", b, d, n)
+        )
     ]
 
 
@@ -225,29 +228,21 @@ def versus_reference(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "median_ms": row["median_ms"],
             "speedup": ref["median_ms"] / row["median_ms"],
         }
-        for case, row, ref in _paired(rows, REFERENCE, (REFERENCE,))
+        for case, row, ref in _paired(
+            rows, lambda g, kind, b, d, n: None if kind == REFERENCE else (g, REFERENCE, b, d, n)
+        )
     ]
 
 
 def versus_fp32(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """fp32 median / row median for every row of another precision (fp16, int8) whose model was also measured in
     fp32 on the same backend and batch (above 1: the lower precision is faster)."""
-    index = {
-        (r["group"], r["kind"], r["backend"], r["batch"]): r
-        for r in rows
-        if r["status"] == "ok" and r["dtype"] == "fp32"
-    }
-    out = []
-    for r in rows:
-        base = index.get((r["group"], r["kind"], r["backend"], r["batch"]))
-        if r["status"] == "ok" and r["dtype"] != "fp32" and base is not None:
-            case = {k: r[k] for k in CASE_KEYS}
-            out.append(
-                {
-                    **case,
-                    "fp32_median_ms": base["median_ms"],
-                    "median_ms": r["median_ms"],
-                    "speedup": base["median_ms"] / r["median_ms"],
-                }
-            )
-    return out
+    return [
+        {
+            **case,
+            "fp32_median_ms": base["median_ms"],
+            "median_ms": row["median_ms"],
+            "speedup": base["median_ms"] / row["median_ms"],
+        }
+        for case, row, base in _paired(rows, lambda g, k, b, d, n: None if d == "fp32" else (g, k, b, "fp32", n))
+    ]

@@ -113,22 +113,16 @@ def image_shape(info: dict | None) -> tuple[int, int, int]:
     return (chans, size, size)
 
 
-def _recorded(info: dict | None) -> dict:
+def _recorded_dataset(info: dict | None) -> tuple[str, LoadedData]:
+    """The dataset a checkpoint's record names (``info``: its "dataset" entry), loaded without augmentation and
+    preprocessed as in training, with its name; DatasetError says why it cannot be."""
     info = info if isinstance(info, dict) else {}
-    if not isinstance(info.get("name"), str) or not info["name"]:
+    name = info.get("name")
+    if not isinstance(name, str) or not name:
         raise DatasetError("the checkpoint names no dataset")
-    return info
-
-
-def labelled_images(info: dict | None, split: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Up to ``n`` images of the ``split`` ("train" or "test") of the dataset a checkpoint names (``info``: its
-    "dataset" entry), preprocessed as the model's test inputs (no augmentation), and their labels: a seeded random
-    choice, so that image folders (stored class by class) give every class. DatasetError says why they cannot be
-    read."""
-    info = _recorded(info)
     try:
         data = load_dataset(
-            info["name"],
+            name,
             info.get("root"),
             image_size=info.get("image_size"),
             augment=False,
@@ -136,32 +130,31 @@ def labelled_images(info: dict | None, split: str, n: int) -> tuple[torch.Tensor
             pipeline=info.get("pipeline"),
         )
     except DatasetError as err:
-        raise DatasetError(f"{info['name']} is not readable here: {err}") from err
+        raise DatasetError(f"{name} is not readable here: {err}") from err
+    return name, data
+
+
+def labelled_images(info: dict | None, split: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``n`` images of the ``split`` ("train" or "test") of the dataset a checkpoint names (``info``: its
+    "dataset" entry), preprocessed as the model's test inputs (no augmentation), and their labels: a seeded random
+    choice, so that image folders (stored class by class) give every class. DatasetError says why they cannot be
+    read."""
+    name, data = _recorded_dataset(info)
     images = {"train": data.train, "test": data.test}[split]
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[: max(0, n)].tolist()
     if not pick:
-        raise DatasetError(f"the {split} split of {info['name']} holds no images")
+        raise DatasetError(f"the {split} split of {name} holds no images")
     samples = [images[i] for i in pick]
     return torch.stack([x for x, _ in samples]), torch.tensor([y for _, y in samples], dtype=torch.long)
 
 
 def readable_test_images(info: dict | None, n: int) -> tuple[torch.Tensor | None, str]:
     """Up to ``n`` test images of the dataset a checkpoint names (``info``: its "dataset" entry), or None and why."""
-    info = info if isinstance(info, dict) else {}
-    if not isinstance(info.get("name"), str) or not info["name"]:
-        return None, "the checkpoint names no dataset"
     try:
-        batch = calibration_batch(
-            info["name"],
-            info.get("root"),
-            n,
-            image_size=info.get("image_size"),
-            normalisation=info.get("normalisation"),
-            pipeline=info.get("pipeline"),
-        )
-        return batch, info["name"]
+        name, data = _recorded_dataset(info)
     except DatasetError as err:
-        return None, f"{info['name']} is not readable here: {err}"
+        return None, str(err)
+    return torch.stack([data.test[i][0] for i in range(min(n, len(data.test)))]), name
 
 
 def calibration_batch(

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from prunex.artifacts import atomic_write_text
-from prunex.exporters.int8 import Int8Export, quantized_onnx
+from prunex.exporters.int8 import Int8Export, Int8Model
 from prunex.exporters.int8_validation import validate_int8
 from prunex.exporters.sources import LoadedModel
 from prunex.exporters.validate import (
@@ -54,18 +54,24 @@ def export_and_validate_onnx(loaded: LoadedModel, path: Path, *, exporter: str, 
 
 
 def export_and_validate_tensorrt(
-    loaded: LoadedModel, spec: EngineSpec, *, exporter: str, opset: int, int8: Int8Export | None = None
+    loaded: LoadedModel,
+    spec: EngineSpec,
+    *,
+    exporter: str,
+    opset: int,
+    int8: Int8Export | None = None,
+    quantized: Int8Model | None = None,
 ):
-    """Build the engine (from an FP16 ONNX model where TensorRT 11 needs one, from the Q/DQ model for INT8) and
-    validate it: against PyTorch to a tolerance, or for INT8 as a classifier on held-out images."""
+    """Build the engine (from an FP16 ONNX model where TensorRT 11 needs one, from the ``quantized`` Q/DQ model for
+    INT8) and validate it: against PyTorch to a tolerance, or for INT8 (``int8``: its settings and data) as a
+    classifier on held-out images."""
     trt = require_tensorrt()
     fp16_onnx = needs_fp16_onnx(trt, spec.precision)
     extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         if spec.precision is Precision.INT8:
-            made = quantized_onnx(loaded, onnx_path, int8.data, int8.settings, exporter=exporter, opset=opset)
-            extra = made.as_dict()
+            onnx_path, extra = quantized.path, {"int8": quantized.as_dict()}
         else:
             dtype = torch.float16 if fp16_onnx else torch.float32
             export_onnx(

@@ -120,8 +120,9 @@ def quantized_onnx(
         fp32 = export_onnx(loaded.module, example, Path(tmp) / "fp32.onnx", exporter=exporter, opset=opset)
         made = Path(tmp) / "int8.onnx"
         quantize_int8(fp32, made, data.calibration, QuantizeSpec(settings.observer))
-        model = Int8Model(made, settings.observer, len(data.calibration), quantized_layers(made), [])
-        model.labels = layer_labels(fp32)
+        model = Int8Model(
+            made, settings.observer, len(data.calibration), quantized_layers(made), [], labels=layer_labels(fp32)
+        )
         if settings.tune:
             _tune(model, fp32, data, settings, timer or onnxruntime_timer())
         shutil.copyfile(made, out)
@@ -155,9 +156,9 @@ def _tune(model: Int8Model, fp32: Path, data: Int8Data, settings: Int8Settings, 
     model.kept_float = list(kept_float)
 
 
-def validate_onnx_int8(loaded: LoadedModel, model: Int8Model, data: Int8Data, settings: Int8Settings) -> Int8Validation:
-    """The quantized model under ONNX Runtime (its int8 kernels) against the fp32 PyTorch model."""
-    run = onnxruntime_runner(str(model.path))
+def validate_onnx_int8(loaded: LoadedModel, path: Path, data: Int8Data, settings: Int8Settings) -> Int8Validation:
+    """The quantized model at ``path`` under ONNX Runtime (its int8 kernels) against the fp32 PyTorch model."""
+    run = onnxruntime_runner(str(path))
     return validate_int8("onnxruntime", run, loaded.module, data.images, data.labels, settings.thresholds, data.source)
 
 
@@ -167,11 +168,3 @@ class Int8Export:
 
     settings: Int8Settings
     data: Int8Data
-
-
-def export_and_validate_onnx_int8(
-    loaded: LoadedModel, path: Path, job: Int8Export, *, exporter: str, opset: int
-) -> tuple[Int8Validation, dict[str, Any]]:
-    """Quantize to ``path`` and validate under ONNX Runtime; the report and what the quantization did."""
-    made = quantized_onnx(loaded, path, job.data, job.settings, exporter=exporter, opset=opset)
-    return validate_onnx_int8(loaded, made, job.data, job.settings), made.as_dict()

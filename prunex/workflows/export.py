@@ -8,6 +8,8 @@ anything.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from prunex.exporters.export import (
     write_report,
     written_opset,
 )
-from prunex.exporters.int8 import Int8Export, Int8Settings, export_and_validate_onnx_int8, int8_data
+from prunex.exporters.int8 import Int8Export, Int8Model, Int8Settings, int8_data, quantized_onnx, validate_onnx_int8
 from prunex.exporters.int8_validation import Int8Thresholds, Int8Validation
 from prunex.exporters.sources import LoadedModel, load_model, source_files
 from prunex.exporters.validate import ValidationReport
@@ -73,30 +75,33 @@ class ExportJob:
     int8: Int8Export | None = None  # settings and the run's images, for --precision int8
 
     def run(self) -> Iterator[ExportOutcome]:
-        if self.onnx is not None:
+        with tempfile.TemporaryDirectory(prefix="prunex-export-") as tmp:
+            quantized = None
+            if self.int8 is not None:  # once, for every output: calibration and tuning are the costly part
+                settings, data = self.int8.settings, self.int8.data
+                made = Path(tmp) / "int8.onnx"
+                quantized = quantized_onnx(self.model, made, data, settings, exporter=self.exporter, opset=self.opset)
+            if self.onnx is not None:
+                yield publish(self.onnx, lambda out: self._onnx(out, quantized), "onnx")
+            if self.trt is not None:
+                yield publish(self.trt, lambda out: self._engine(out, quantized), "engine")
 
-            def to_onnx(tmp: Path):
-                common = {"model": str(self.source), "exporter": self.exporter}
-                if self.int8 is not None:
-                    report, made = export_and_validate_onnx_int8(
-                        self.model, tmp, self.int8, exporter=self.exporter, opset=self.opset
-                    )
-                    return report, {**common, "opset": written_opset(tmp), "int8": made}
-                report = export_and_validate_onnx(self.model, tmp, exporter=self.exporter, opset=self.opset)
-                return report, {**common, "opset": written_opset(tmp)}
+    def _onnx(self, out: Path, quantized: Int8Model | None):
+        common = {"model": str(self.source), "exporter": self.exporter}
+        if quantized is not None:
+            shutil.copyfile(quantized.path, out)
+            report = validate_onnx_int8(self.model, out, self.int8.data, self.int8.settings)
+            return report, {**common, "opset": written_opset(out), "int8": quantized.as_dict()}
+        report = export_and_validate_onnx(self.model, out, exporter=self.exporter, opset=self.opset)
+        return report, {**common, "opset": written_opset(out)}
 
-            yield publish(self.onnx, to_onnx, "onnx")
-        if self.trt is not None:
-
-            def to_engine(tmp: Path):
-                lo, opt, hi, workspace = self.engine
-                spec = EngineSpec(Path(), tmp, self.model.input_shape, lo, opt, hi, self.precision, workspace)
-                report, extra = export_and_validate_tensorrt(
-                    self.model, spec, exporter=self.exporter, opset=self.opset, int8=self.int8
-                )
-                return report, {"model": str(self.source), **extra}
-
-            yield publish(self.trt, to_engine, "engine")
+    def _engine(self, out: Path, quantized: Int8Model | None):
+        lo, opt, hi, workspace = self.engine
+        spec = EngineSpec(Path(), out, self.model.input_shape, lo, opt, hi, self.precision, workspace)
+        report, extra = export_and_validate_tensorrt(
+            self.model, spec, exporter=self.exporter, opset=self.opset, int8=self.int8, quantized=quantized
+        )
+        return report, {"model": str(self.source), **extra}
 
 
 def prepare_export(

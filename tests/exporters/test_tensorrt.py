@@ -128,14 +128,15 @@ def test_real_engine_matches_pytorch(tmp_path, precision):
     gm, _ = compress(model, torch.randn(2, 3, 32, 32))
     loaded = LoadedModel("compressed", gm, (3, 32, 32), tmp_path, None, "resnext_cifar", {})
     spec = EngineSpec(Path(), tmp_path / "m.engine", (3, 32, 32), 1, 16, 16, precision)
-    int8 = None
+    int8 = quantized = None
     if precision is Precision.INT8:  # judged against the fp32 model's own predictions on held-out images
-        from prunex.exporters.int8 import Int8Data, Int8Export, Int8Settings
+        from prunex.exporters.int8 import Int8Data, Int8Export, Int8Settings, quantized_onnx
 
         images = torch.randn(64, 3, 32, 32)
         with torch.no_grad():
             labels = gm(images).argmax(1)
         data = Int8Data(torch.randn(64, 3, 32, 32).numpy(), images, labels, "random images")
         int8 = Int8Export(Int8Settings(), data)
-    report, _ = export_and_validate_tensorrt(loaded, spec, exporter="dynamo", opset=18, int8=int8)
+        quantized = quantized_onnx(loaded, tmp_path / "int8.onnx", data, int8.settings)
+    report, _ = export_and_validate_tensorrt(loaded, spec, exporter="dynamo", opset=18, int8=int8, quantized=quantized)
     assert report.passed, report.message
