@@ -10,6 +10,11 @@ from rich.markup import escape
 from rich.table import Table
 
 
+def _relative(rel: float | None, scale: float | None) -> str:
+    """`` = 1.2e-07 of the output scale 3.4e+01`` (nothing for a report written before the scale was)."""
+    return "" if rel is None or scale is None else f" = {rel:.1e} of the output scale {scale:.1e}"
+
+
 def print_report(console: Console, report: dict[str, Any]) -> None:
     table = Table(
         title="passes, each verified against the graph before it (rel |Δ| = max |Δ| / max |output|)",
@@ -34,7 +39,8 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     console.print(
         f"params {t['params_before']:,} → {t['params_after']:,} ({t['params_after'] / t['params_before']:.1%}), "
         f"MACs {t['macs_before']:,} → {t['macs_after']:,} ({t['macs_after'] / max(t['macs_before'], 1):.1%}); "
-        f"compressed vs frozen: max |Δ| {t['end_to_end_max_abs_err']:.1e}, "
+        f"compressed vs frozen: max |Δ| {t['end_to_end_max_abs_err']:.1e}"
+        f"{_relative(t.get('end_to_end_max_rel_err'), t.get('end_to_end_output_scale'))}, "
         f"top-1 agreement {100 * t['end_to_end_top1_agreement']:.1f}%"
     )
     ref = report.get("reference")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunex.runtime.comparison import exact_float32
+from prunex.runtime.comparison import comparable, exact_float32, scale_of, scale_warning
 
 EVAL_BATCH = 64
 
@@ -47,6 +47,7 @@ class Int8Validation:
     max_rel_err: float  # max |Δ| / max |fp32 output|
     passed: bool
     precision: str = "int8"
+    output_scale: float = 0.0  # max |fp32 output|
 
     @property
     def accuracy_drop(self) -> float:
@@ -56,12 +57,16 @@ class Int8Validation:
     @property
     def message(self) -> str:
         verdict = "passes" if self.passed else "FAILS"
+        if not comparable(self.output_scale):
+            verdict = "cannot be checked"
+        warning = scale_warning(self.output_scale, "the fp32 model's output")
         return (
             f"{self.target} (int8) {verdict} against the fp32 model on {self.images} held-out {self.source} images: "
             f"top-1 agreement {100 * self.top1_agreement:.2f}% (required {100 * self.min_top1_agreement:g}%), "
             f"accuracy {100 * self.accuracy_fp32:.2f}% fp32 → {100 * self.accuracy_int8:.2f}% int8 "
             f"(drop {self.accuracy_drop:.2f} points, allowed {self.max_accuracy_drop:g}), max |Δ| "
-            f"{self.max_abs_err:.3g} = {self.max_rel_err:.3g} of the output scale"
+            f"{self.max_abs_err:.3g} = {self.max_rel_err:.3g} of the output scale {self.output_scale:.3g}"
+            + (f"; {warning}" if warning else "")
         )
 
     def as_dict(self) -> dict:
@@ -88,11 +93,15 @@ def validate_int8(
             ref.append(module(x))
         out.append(torch.from_numpy(np.asarray(run(x.numpy()))).float())
     reference, output = torch.cat(ref), torch.cat(out)
-    delta = (output - reference).abs().max()
+    delta, scale = (output - reference).abs().max(), scale_of(reference)
     agreement = float((output.argmax(1) == reference.argmax(1)).float().mean())
     acc_fp32 = float((reference.argmax(1) == labels).float().mean())
     acc_int8 = float((output.argmax(1) == labels).float().mean())
-    passed = agreement >= thresholds.min_agreement and 100 * (acc_fp32 - acc_int8) <= thresholds.max_accuracy_drop
+    passed = (
+        comparable(scale)
+        and agreement >= thresholds.min_agreement
+        and 100 * (acc_fp32 - acc_int8) <= thresholds.max_accuracy_drop
+    )
     return Int8Validation(
         target,
         len(images),
@@ -103,6 +112,7 @@ def validate_int8(
         acc_int8,
         thresholds.max_accuracy_drop,
         float(delta),
-        float(delta / reference.abs().max().clamp_min(1e-12)),
+        float(delta / max(scale, 1e-12)),
         passed,
+        output_scale=scale,
     )

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunex.runtime.comparison import compare, exact_float32
+from prunex.runtime.comparison import comparable, compare, exact_float32, scale_warning
 
 TOLERANCES = {  # max |Δ| / max |reference|, minimum top-1 agreement
     "fp32": (1e-4, 1.0),
@@ -33,17 +33,21 @@ class ValidationReport:
     max_rel_err: float
     top1_agreement: float
     passed: bool
+    output_scale: float = 0.0  # max |PyTorch output| over the batches: what max_rel_err is relative to
     outputs: list[dict[str, Any]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # what each batch holds: "test images" or "random inputs"
 
     @property
     def message(self) -> str:
         verdict = "matches" if self.passed else "DIVERGES from"
+        if not comparable(self.output_scale):
+            verdict = "cannot be compared with"
+        warning = scale_warning(self.output_scale, "PyTorch's output")
         return (
             f"{self.target} ({self.precision}) {verdict} PyTorch: max |Δ| {self.max_abs_err:.3g} = "
-            f"{self.max_rel_err:.3g} of the output scale (tolerance {self.tolerance:g}), top-1 agreement "
-            f"{100 * self.top1_agreement:.2f}% (required {100 * self.min_top1_agreement:.0f}%) over "
-            f"{self.described_batches()}"
+            f"{self.max_rel_err:.3g} of the output scale {self.output_scale:.3g} (tolerance {self.tolerance:g}), "
+            f"top-1 agreement {100 * self.top1_agreement:.2f}% (required {100 * self.min_top1_agreement:.0f}%) over "
+            f"{self.described_batches()}" + (f"; {warning}" if warning else "")
         )
 
     def described_batches(self) -> str:
@@ -70,7 +74,7 @@ def validate(
     """Compare ``run`` (numpy in, numpy out) with ``module`` in float32 on each batch."""
     tol, min_agree = TOLERANCES[precision]
     module = module.eval().float()
-    worst = {"max_abs_err": 0.0, "max_rel_err": 0.0, "top1_agreement": 1.0}
+    worst = {"max_abs_err": 0.0, "max_rel_err": 0.0, "top1_agreement": 1.0, "output_scale": 0.0}
     outputs = []
     for x in batches:
         with exact_float32(), torch.no_grad():
@@ -81,7 +85,9 @@ def validate(
         worst["max_abs_err"] = max(worst["max_abs_err"], errs["max_abs_err"])
         worst["max_rel_err"] = max(worst["max_rel_err"], errs["max_rel_err"])
         worst["top1_agreement"] = min(worst["top1_agreement"], errs["top1_agreement"])
-    passed = worst["max_rel_err"] <= tol and worst["top1_agreement"] >= min_agree
+        scale = errs["output_scale"]  # a non-finite scale wins: it makes the whole check meaningless
+        worst["output_scale"] = scale if not comparable(scale) else max(worst["output_scale"], scale)
+    passed = comparable(worst["output_scale"]) and worst["max_rel_err"] <= tol and worst["top1_agreement"] >= min_agree
     return ValidationReport(
         target,
         precision,

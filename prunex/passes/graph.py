@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import operator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import fx, nn
@@ -13,14 +13,11 @@ from torch.fx.passes.shape_prop import ShapeProp
 from prunex.artifacts.errors import InputError
 from prunex.nn.dgconv import DGConv2d
 from prunex.nn.gates import freeze_gates
+from prunex.passes.out_of_place import make_out_of_place
 
 
 class UntraceableModelError(InputError):
     """torch.fx cannot trace the model; the message names the innermost module that failed and why."""
-
-
-# In-place operators traced from eager code, and their out-of-place twins.
-OUT_OF_PLACE = {operator.iadd: operator.add, operator.imul: operator.mul}
 
 
 class PrunexTracer(fx.Tracer):
@@ -46,20 +43,50 @@ class PrunexTracer(fx.Tracer):
             ) from err
 
 
+def copy_sharing_tensors(module: nn.Module, *, fresh_parameters: bool = False) -> nn.Module:
+    """A deep copy of the module tree (and of a GraphModule's graph) whose parameters and buffers are the same
+    tensors: no weight is copied. ``fresh_parameters``: new ``nn.Parameter`` objects over the same storage that do
+    not require grad (so flags set on the copy leave ``module``'s alone). Sound only while nothing writes into a
+    tensor in place — which the pass runner checks (:func:`tensor_versions`)."""
+    memo: dict[int, object] = {}
+    for p in module.parameters():
+        memo[id(p)] = nn.Parameter(p.detach(), requires_grad=False) if fresh_parameters else p
+    for b in module.buffers():
+        memo[id(b)] = b
+    return copy.deepcopy(module, memo)
+
+
+def release_tensors(module: nn.Module) -> None:
+    """Drop every parameter and buffer reference of a copy made by :func:`copy_sharing_tensors` (its own module
+    objects; the tensors themselves live on wherever else they are used)."""
+    for m in module.modules():
+        m._parameters.clear()
+        m._buffers.clear()
+
+
+def tensor_versions(module: nn.Module) -> dict[int, tuple[torch.Tensor, int]]:
+    """Every parameter and buffer with its version counter (which an in-place write increments)."""
+    return {id(t): (t, t._version) for t in [*module.parameters(), *module.buffers()]}
+
+
+def written_in_place(versions: dict[int, tuple[torch.Tensor, int]]) -> int:
+    """How many of the tensors recorded by :func:`tensor_versions` were written in place since."""
+    return sum(t._version != v for t, v in versions.values())
+
+
 def freeze(model: nn.Module) -> nn.Module:
-    """A copy with every gate constant: eval mode (BN statistics, top-K masks), masks frozen, no in-place ops."""
-    frozen = copy.deepcopy(model).eval()
+    """A copy with every gate constant: eval mode (BN statistics, top-K masks), masks frozen, no in-place ops.
+    The copy shares ``model``'s weights (no pass writes into a tensor; each replaces it)."""
+    frozen = copy_sharing_tensors(model, fresh_parameters=True).eval()
     freeze_gates(frozen)
     for m in frozen.modules():
         if hasattr(m, "inplace"):
             m.inplace = False
-    for p in frozen.parameters():
-        p.requires_grad_(False)
     return frozen
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """Trace a frozen model; in-place arithmetic becomes out-of-place where nothing else reads the operand."""
+    """Trace a frozen model; in-place operations become out-of-place where nothing else can see the write."""
     try:
         graph = PrunexTracer().trace(model)
     except UntraceableModelError:
@@ -71,9 +98,7 @@ def trace(model: nn.Module) -> fx.GraphModule:
             "traceable network: move data-dependent control flow out of forward"
         ) from err
     gm = fx.GraphModule(model, graph, model.__class__.__name__)
-    for node in list(gm.graph.nodes):
-        if node.op == "call_function" and node.target in OUT_OF_PLACE and len(node.args[0].users) == 1:
-            node.target = OUT_OF_PLACE[node.target]
+    make_out_of_place(gm)
     return finish(gm)
 
 
@@ -176,6 +201,34 @@ def module_fingerprints(gm: fx.GraphModule) -> dict[str, int]:
         out[target] = hash(
             (type(m).__name__, tuple(t.shape for t in tensors), tuple(float(t.detach().float().sum()) for t in tensors))
         )
+    return out
+
+
+class ModuleState(NamedTuple):
+    """A called module as a pass may change it: its type and which tensors (by identity, with their versions)."""
+
+    kind: type
+    tensors: tuple[torch.Tensor, ...]
+    versions: tuple[int, ...]
+
+    def same(self, other: ModuleState | None) -> bool:
+        return (
+            other is not None
+            and self.kind is other.kind
+            and len(self.tensors) == len(other.tensors)
+            and all(a is b for a, b in zip(self.tensors, other.tensors, strict=True))
+            and self.versions == other.versions
+        )
+
+
+def module_states(gm: fx.GraphModule) -> dict[str, ModuleState]:
+    """Per called module, its :class:`ModuleState`: cheap (nothing is read), and exact because the state holds the
+    tensors themselves, so no new tensor can take an old one's identity."""
+    out = {}
+    for target in dict.fromkeys(call_sites(gm)):
+        m = gm.get_submodule(target)
+        tensors = (*m.parameters(), *m.buffers())
+        out[target] = ModuleState(type(m), tensors, tuple(t._version for t in tensors))
     return out
 
 

@@ -41,7 +41,7 @@ class LowerDGConv(GraphPass):
             layer = module_of(gm, node)
             conv, in_order, out_order = layer.to_grouped_conv()
             name = str(node.target)
-            replace_module(gm, node, conv)
+            replace_module(gm, node, conv.eval())
             identity_in = torch.equal(in_order, torch.arange(len(in_order)))
             identity_out = torch.equal(out_order, torch.arange(len(out_order)))
             if not identity_in:

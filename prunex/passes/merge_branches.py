@@ -47,14 +47,15 @@ class BranchRealisation(Enum):
 
 class RepeatChannels(nn.Module):
     """x → [x, x, …, x] along channels (k copies): a BN of the shared input, stacked for the merged chain. In the
-    graph it becomes ``x.repeat(1, k, 1, 1)``, the form the permutation pass reads as a channel concatenation."""
+    graph it becomes ``torch.cat([x] * k, 1)``: a concatenation to the permutation pass, one Concat in ONNX (a
+    ``repeat`` exports as Expand + Tile)."""
 
     def __init__(self, k: int) -> None:
         super().__init__()
         self.k = k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.repeat(1, self.k, 1, 1)
+        return torch.cat([x] * self.k, 1)
 
 
 def _mergeable(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -206,7 +207,7 @@ def _emit(gm: fx.GraphModule, chains: list[Chain], layers: list, after: fx.Node,
     for i, layer in enumerate(layers):
         with gm.graph.inserting_after(cursor):
             if isinstance(layer, RepeatChannels):
-                x = gm.graph.call_method("repeat", (x, 1, layer.k, 1, 1))
+                x = gm.graph.call_function(torch.cat, ([x] * layer.k, 1))
             else:
                 gm.add_submodule(f"{base}.{i}", layer)
                 x = gm.graph.call_module(f"{base}.{i}", (x,))

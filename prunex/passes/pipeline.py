@@ -9,8 +9,10 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from prunex.artifacts.errors import NotEquivalentError
 from prunex.artifacts.tuning_cache import TuningCache
 from prunex.nn.dgconv import DGConv2d
+from prunex.passes.channel_ops import CanonicalChannelOps
 from prunex.passes.choose_realisations import ChooseConvRealisations
 from prunex.passes.conv_realisations import ConvRealisation
 from prunex.passes.cse import EliminateCommonSubexpressions
@@ -27,7 +29,11 @@ from prunex.passes.remove_noops import RemoveNoops
 from prunex.passes.runner import PassRecord, PassRunner
 from prunex.passes.stack_blocks import StackBlocks
 from prunex.passes.tuning import MODES, Timer, Tuner, TuneTarget
-from prunex.runtime.comparison import compare, exact_float32
+from prunex.runtime.comparison import comparable, compare, exact_float32, scale_of, scale_warning
+
+
+class NonFiniteOutputError(NotEquivalentError):
+    """The model's own output is not finite, so no compression of it can be verified."""
 
 
 @dataclass(frozen=True)
@@ -54,12 +60,15 @@ def default_passes(
 ) -> list[GraphPass]:
     """The passes ``compress`` runs, in order (``example_shape`` is the input's (C, H, W))."""
     passes: list[GraphPass] = [FoldGateConstants(), EliminateDeadBlocks(), EliminateCommonSubexpressions()]
+    passes.append(LowerDGConv())  # first: every pass after it runs (and is verified on) grouped convs, not dense
     if options.fold_bn:
         passes.append(FoldBatchNorm())
     stack = options.merge_branches and options.stack_blocks and example_shape is not None
     if options.merge_branches:
         passes.append(MergeParallelBranches(tuner, example_shape, leave_sums=stack))
-    passes += [LowerDGConv(), PropagatePermutations(example_shape), RemoveNoops()]
+    if example_shape is not None:
+        passes.append(CanonicalChannelOps(example_shape))
+    passes += [PropagatePermutations(example_shape), RemoveNoops(example_shape)]
     if stack:
         passes.append(StackBlocks(example_shape, tuner))
     if tuner is not None:
@@ -144,15 +153,20 @@ def compress(
     runner = PassRunner(calibration, tolerance=options.tolerance, on_pass=on_pass, keep=keep)
     with exact_float32(), torch.no_grad():
         reference = frozen(runner.x)  # now: a pass may rewrite a submodule the traced graph shares with ``frozen``
-    compressed = runner.run(gm, default_passes(options, tuner, tuple(example.shape[1:])))
-    warnings: list[str] = []
+    scale = scale_of(reference)
+    if not comparable(scale):
+        raise NonFiniteOutputError(f"cannot verify a compression of this model: {scale_warning(scale)}")
+    compressed = runner.run(gm, default_passes(options, tuner, tuple(example.shape[1:])), reference)
+    warnings = [w for w in [scale_warning(scale, "the model's output on the calibration batch")] if w]
     network = TUNED
     if tuner is not None:
         network, compressed = _whole_network(tuner, runner, compressed, tuple(example.shape[1:]))
         tuner.cache.save()
-        warnings = tuner.cache.warnings
-    with exact_float32(), torch.no_grad():
-        end_to_end = compare(reference, compressed(runner.x))
+        warnings += tuner.cache.warnings
+    if network is not TUNED:  # another network than the passes' last was chosen: run it
+        with exact_float32(), torch.no_grad():
+            runner.output = compressed(runner.x)
+    end_to_end = compare(reference, runner.output)
     first, last = runner.records[0], runner.records[-1]
     gathers = [k.as_dict() for k in gather_report(compressed, tuple(example.shape[1:]))]
     chosen = {d.layer: d.choice for d in tuner.decisions if d.kind == "conv"} if network is TUNED and tuner else {}

@@ -2,27 +2,40 @@
 
 A pass is a :class:`GraphPass`: calling it on a GraphModule runs ``requires`` → ``call`` → ``ensures`` (PassBase)
 and returns ``PassResult(graph_module, modified)``. Subclasses give their report ``name`` and implement
-:meth:`GraphPass.rewrite`; ``modified`` is decided here, the same way for all: the graph's text or a called
-module's parameters changed. The verifying runner (:class:`~prunex.passes.runner.PassRunner`) and the tuned passes
-take passes of this one shape.
+:meth:`GraphPass.rewrite`; ``modified`` is decided here, the same way for all: the graph's text changed, or a
+called module or one of its tensors was replaced (passes never write into a tensor in place; the runner checks).
+The verifying runner (:class:`~prunex.passes.runner.PassRunner`) and the tuned passes take passes of this one shape.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from torch import fx
 from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
-from prunex.passes.graph import module_fingerprints
+from prunex.passes.graph import ModuleState, module_states
 
-__all__ = ["GraphPass", "PassResult", "graph_fingerprint"]
+__all__ = ["GraphFingerprint", "GraphPass", "PassResult", "graph_fingerprint"]
 
 
-def graph_fingerprint(gm: fx.GraphModule) -> tuple[str, dict[str, int]]:
-    """What a pass can change: the graph (as text) and each called module's type, shapes and values."""
-    return str(gm.graph), module_fingerprints(gm)
+class GraphFingerprint(NamedTuple):
+    """What a pass can change: the graph (as text) and each called module (type, tensors, versions)."""
+
+    text: str
+    modules: dict[str, ModuleState]
+
+    def same(self, other: GraphFingerprint) -> bool:
+        return (
+            self.text == other.text
+            and self.modules.keys() == other.modules.keys()
+            and all(state.same(other.modules[t]) for t, state in self.modules.items())
+        )
+
+
+def graph_fingerprint(gm: fx.GraphModule) -> GraphFingerprint:
+    return GraphFingerprint(str(gm.graph), module_states(gm))
 
 
 class GraphPass(PassBase):
@@ -33,7 +46,7 @@ class GraphPass(PassBase):
     def call(self, graph_module: fx.GraphModule) -> PassResult:
         before = graph_fingerprint(graph_module)
         gm = self.rewrite(graph_module)
-        return PassResult(gm, graph_fingerprint(gm) != before)
+        return PassResult(gm, not graph_fingerprint(gm).same(before))
 
     @abstractmethod
     def rewrite(self, gm: fx.GraphModule) -> fx.GraphModule:

@@ -3,24 +3,37 @@
 After every pass the new module and the previous one see the same calibration batch (float32, TF32 off); the
 pass is accepted only if max |Δ| ≤ tol · max |reference| and top-1 agreement is 100 %. A pass that breaks
 equivalence raises :class:`PassVerificationError` carrying a diff report that names the pass and the first
-layer whose output moved.
+layer whose output moved. A pass that changed nothing (same graph, same tensors) is recorded without running it.
+
+Memory: the runner holds the reference outputs, not a copy of every model. What it keeps of the module before a
+pass (to name the first diverging layer, or for the whole-network choice) is the graph and module tree sharing
+every tensor with the live module, which is sound because passes replace tensors instead of writing into them;
+the runner checks that (version counters) and raises :class:`InPlaceWriteError` for a pass that did.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import fx
 
 from prunex.artifacts.errors import NotEquivalentError
-from prunex.passes.graph import call_sites, count_macs, count_params, module_fingerprints
+from prunex.passes.graph import (
+    call_sites,
+    copy_sharing_tensors,
+    count_macs,
+    count_params,
+    module_states,
+    release_tensors,
+    tensor_versions,
+    written_in_place,
+)
 from prunex.passes.protocol import GraphPass
-from prunex.runtime.comparison import compare, exact_float32
+from prunex.runtime.comparison import compare, exact_float32, scale_of
 
 
 @dataclass
@@ -32,6 +45,7 @@ class PassRecord:
     params: int
     macs: int
     seconds: float
+    output_scale: float = 0.0  # max |output| of the network before the pass: what max_rel_err is relative to
     modified: bool = True  # the pass's PassResult.modified (the frozen graph: True)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -47,6 +61,14 @@ class PassVerificationError(NotEquivalentError):
     def __init__(self, message: str, report: dict[str, Any]) -> None:
         super().__init__(message)
         self.report = report
+
+
+# What a pass that changed nothing is recorded with: no error against the graph before it, no layer touched.
+UNCHANGED = dict(max_abs_err=0.0, max_rel_err=0.0, top1_agreement=1.0, added=[], removed=[], changed=[])
+
+
+class InPlaceWriteError(RuntimeError):
+    """A pass wrote into a tensor it did not create (which the module before it, and the user's model, share)."""
 
 
 def _node_outputs(gm: fx.GraphModule, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -94,6 +116,7 @@ class PassRunner:
         self.on_pass = on_pass
         self.keep = set(keep)  # names of passes whose verified output is kept (a copy) in ``self.kept``
         self.kept: dict[str, fx.GraphModule] = {}
+        self.output: torch.Tensor | None = None  # the last module's output on the calibration batch, after run
 
     def measure(
         self,
@@ -102,54 +125,82 @@ class PassRunner:
         reference: torch.Tensor | None,
         seconds: float = 0.0,
         before: fx.GraphModule | None = None,
+        out: torch.Tensor | None = None,
     ) -> tuple[PassRecord, torch.Tensor]:
-        with exact_float32(), torch.no_grad():
-            out = gm(self.x)
+        """``gm``'s record against ``reference``; ``out``: its output on the calibration batch, when known."""
+        if out is None:
+            with exact_float32(), torch.no_grad():
+                out = gm(self.x)
         errs = (
             compare(reference, out)
             if reference is not None
-            else {"max_abs_err": 0.0, "max_rel_err": 0.0, "top1_agreement": 1.0}
+            else {"max_abs_err": 0.0, "max_rel_err": 0.0, "top1_agreement": 1.0, "output_scale": scale_of(out)}
         )
         record = PassRecord(name, **errs, params=count_params(gm), macs=count_macs(gm, self.x), seconds=seconds)
         if before is not None:
             old, new = set(call_sites(before)), set(call_sites(gm))
             record.added, record.removed = sorted(new - old), sorted(old - new)
-            fp_old, fp_new = module_fingerprints(before), module_fingerprints(gm)
-            record.changed = sorted(t for t in old & new if fp_old.get(t) != fp_new.get(t))
+            states_old, states_new = module_states(before), module_states(gm)
+            record.changed = sorted(t for t in old & new if not states_new[t].same(states_old.get(t)))
         return record, out
 
-    def run(self, gm: fx.GraphModule, passes: Sequence[GraphPass]) -> fx.GraphModule:
-        """Run each pass on the output of the one before, verify it against it; the last module is returned."""
-        record, reference = self.measure("frozen", gm, None)
+    def run(
+        self, gm: fx.GraphModule, passes: Sequence[GraphPass], reference: torch.Tensor | None = None
+    ) -> fx.GraphModule:
+        """Run each pass on the output of the one before, verify it against it; the last module is returned.
+        ``reference``: the output of the model ``gm`` was traced from on the calibration batch (then the first
+        pass is verified against the model itself, tracing included, and ``gm`` is not run)."""
+        record, reference = self.measure("frozen", gm, None, out=reference)
+        self._record(record)
+        for graph_pass in passes:
+            before = copy_sharing_tensors(gm)
+            versions = tensor_versions(before)
+            tic = time.perf_counter()
+            result = graph_pass(gm)
+            seconds = time.perf_counter() - tic
+            if written_in_place(versions):
+                raise InPlaceWriteError(
+                    f"pass {graph_pass.name!r} wrote into {written_in_place(versions)} tensor(s) in place; passes must "
+                    "replace a tensor, since the module before the pass (and the user's model) share it"
+                )
+            del versions
+            gm = result.graph_module
+            if result.modified:
+                record, out = self.measure(graph_pass.name, gm, reference, seconds, before)
+            else:  # the same graph over the same tensors computes the same outputs
+                record, out = (
+                    replace(record, name=graph_pass.name, seconds=seconds, **UNCHANGED),
+                    reference,
+                )
+            record.modified = result.modified
+            self._record(record)
+            self._check(record, before, gm)
+            reference = out
+            if graph_pass.name in self.keep:
+                self.kept[graph_pass.name] = copy_sharing_tensors(gm)
+            release_tensors(before)  # a GraphModule is a reference cycle: drop what the pass replaced now, not at gc
+        self.output = reference
+        return gm
+
+    def _record(self, record: PassRecord) -> None:
         self.records.append(record)
         if self.on_pass:
             self.on_pass(record)
-        for graph_pass in passes:
-            name = graph_pass.name
-            before = copy.deepcopy(gm)
-            tic = time.perf_counter()
-            result = graph_pass(gm)
-            gm = result.graph_module
-            record, out = self.measure(name, gm, reference, time.perf_counter() - tic, before)
-            record.modified = result.modified
-            self.records.append(record)
-            if self.on_pass:
-                self.on_pass(record)
-            if record.max_rel_err > self.tolerance or record.top1_agreement < 1.0:
-                layer = first_divergence(before, gm, self.x, self.tolerance)
-                report = {
-                    "failed_pass": name,
-                    "first_diverging_layer": layer,
-                    "tolerance": self.tolerance,
-                    "passes": [r.as_dict() for r in self.records],
-                }
-                raise PassVerificationError(
-                    f"pass {name!r} changed the network's output: max |Δ| = {record.max_abs_err:.3g} "
-                    f"({record.max_rel_err:.3g} of the output scale, tolerance {self.tolerance:g}), top-1 agreement "
-                    f"{100 * record.top1_agreement:.2f}%; first diverging layer: {layer}",
-                    report,
-                )
-            reference = out
-            if name in self.keep:
-                self.kept[name] = copy.deepcopy(gm)
-        return gm
+
+    def _check(self, record: PassRecord, before: fx.GraphModule, gm: fx.GraphModule) -> None:
+        """Raise :class:`PassVerificationError` with its diff report if ``record`` is not within tolerance."""
+        if record.max_rel_err <= self.tolerance and record.top1_agreement >= 1.0:
+            return
+        layer = first_divergence(before, gm, self.x, self.tolerance)
+        report = {
+            "failed_pass": record.name,
+            "first_diverging_layer": layer,
+            "tolerance": self.tolerance,
+            "passes": [r.as_dict() for r in self.records],
+        }
+        raise PassVerificationError(
+            f"pass {record.name!r} changed the network's output: max |Δ| = {record.max_abs_err:.3g} "
+            f"({record.max_rel_err:.3g} of the output scale, tolerance {self.tolerance:g}), top-1 agreement "
+            f"{100 * record.top1_agreement:.2f}%; first diverging layer: {layer}",
+            report,
+        )

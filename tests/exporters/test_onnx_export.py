@@ -15,6 +15,7 @@ from prunex.exporters.validate import onnxruntime_runner, validate, validation_b
 from prunex.models import create_model
 from prunex.passes import compress
 from prunex.runtime.onnx_program import export_onnx
+from tests.exporters.minimal_graph import assert_minimal
 from tests.passes.helpers import randomise_batchnorm, set_dgconv_gates
 from tests.train.helpers import trained_and_compressed_run
 
@@ -42,6 +43,7 @@ def test_every_family_exports_and_validates_with_a_dynamic_batch(name, kwargs, t
     path = export_onnx(gm, torch.zeros(1, 3, 16, 16), tmp_path / "m.onnx")
     graph = onnx.load(str(path)).graph
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic batch
+    assert_minimal(path)
     report = validate("onnxruntime", onnxruntime_runner(str(path)), gm, validation_batches((3, 16, 16)))
     assert report.passed, report.message
     assert report.batches == [1, 16, 16]

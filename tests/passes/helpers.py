@@ -53,8 +53,8 @@ def bias_breaker(layer: str) -> FunctionPass:
     """A pass named "broken" that adds 1 to ``layer``'s bias: it changes what the network computes."""
 
     def broken(gm: fx.GraphModule) -> fx.GraphModule:
-        with torch.no_grad():
-            gm.get_submodule(layer).bias.add_(1.0)
+        module = gm.get_submodule(layer)
+        module.bias = nn.Parameter(module.bias.detach() + 1.0, requires_grad=False)  # passes replace, never write
         return finish(gm)
 
     return FunctionPass("broken", broken)

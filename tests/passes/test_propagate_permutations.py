@@ -13,6 +13,8 @@ from torch import nn
 from prunex.nn import DGConv2d
 from prunex.passes import propagate_permutations as pp
 from prunex.passes.graph import freeze, trace
+from prunex.passes.layouts.constraints import build_problem
+from prunex.passes.layouts.solver import is_identity, stored_index, within_groups
 from prunex.passes.lower_dgconv import LowerDGConv
 
 C = 8  # 2^3: every DGConv has three gates
@@ -210,7 +212,7 @@ def test_a_concatenation_passes_segments_and_a_mixing_permutation_after_it_stays
 def _brute_force_minimum(gm_lowered) -> int:
     """The fewest gathers over layouts drawn from every composition of the network's gather permutations (and
     their inverses), checked against every constraint, independently of the pass's search."""
-    problem, _ = pp.build_problem(gm_lowered)
+    problem, _ = build_problem(gm_lowered)
     perms = [g.order for g in problem.gathers]
     n = len(perms[0]) if perms else 0
     base = perms + [torch.argsort(p) for p in perms]
@@ -226,15 +228,15 @@ def _brute_force_minimum(gm_lowered) -> int:
         [
             torch.tensor(v)
             for v in sorted(candidates)
-            if all(pp._within_groups(torch.tensor(v), size) for size, _ in problem.groups.get(c, []))
+            if all(within_groups(torch.tensor(v), size) for size, _ in problem.groups.get(c, []))
         ]
         for c in classes
     ]
     best = None
     for choice in itertools.product(*options):
         layout = dict(zip(classes, choice, strict=True))
-        cost = sum(not pp._is_identity(pp._stored_index(g, layout)) for g in problem.gathers)
-        cost += sum(not pp._is_identity(layout[pin.cls]) for pin in problem.pins if pin.cls in layout)
+        cost = sum(not is_identity(stored_index(g, layout)) for g in problem.gathers)
+        cost += sum(not is_identity(layout[pin.cls]) for pin in problem.pins if pin.cls in layout)
         best = cost if best is None else min(best, cost)
     return best
 

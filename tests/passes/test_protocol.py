@@ -20,7 +20,7 @@ def test_every_default_pass_is_a_torch_fx_pass_with_its_own_name(tmp_path):
     passes = default_passes(CompressOptions(tune="cache"), tuner, (3, 8, 8))
     assert all(isinstance(p, PassBase) for p in passes)
     names = [p.name for p in passes]
-    assert len(set(names)) == len(names) == 10
+    assert len(set(names)) == len(names) == 11
     assert names[0] == "fold_gate_constants" and names[-1] == "choose_conv_realisations"
 
 

@@ -8,6 +8,7 @@ from prunex.artifacts.compressed_model import SerializationError, load_compresse
 from prunex.nn.dgconv import DGConv2d
 from prunex.passes import PassRunner, PassVerificationError, compress
 from prunex.passes.graph import finish, freeze, trace
+from prunex.passes.runner import InPlaceWriteError
 from tests.passes.helpers import FunctionPass, set_dgconv_gates
 
 
@@ -20,6 +21,20 @@ def small_net():
 
 def perturb_second_conv(gm: fx.GraphModule) -> fx.GraphModule:
     """A deliberately broken pass."""
+    layer = gm.get_submodule("4")
+    layer.weight = nn.Parameter(layer.weight.detach() * 1.01, requires_grad=False)
+    return finish(gm)
+
+
+def copy_second_conv(gm: fx.GraphModule) -> fx.GraphModule:
+    """An exact pass that replaces a weight by an equal copy."""
+    layer = gm.get_submodule("4")
+    layer.weight = nn.Parameter(layer.weight.detach().clone(), requires_grad=False)
+    return finish(gm)
+
+
+def perturb_in_place(gm: fx.GraphModule) -> fx.GraphModule:
+    """A pass that writes into a weight instead of replacing it."""
     with torch.no_grad():
         gm.get_submodule("4").weight.mul_(1.01)
     return finish(gm)
@@ -33,6 +48,27 @@ def test_a_pass_that_breaks_equivalence_stops_the_pipeline_and_names_itself_and_
     assert err.value.report["failed_pass"] == "broken"
     assert err.value.report["first_diverging_layer"] == "4"
     assert [p["name"] for p in err.value.report["passes"]] == ["frozen", "noop", "broken"]
+
+
+def test_a_pass_that_writes_into_a_shared_tensor_is_refused():
+    """The runner's copies (and ``freeze``'s) share weights, so a pass must replace a tensor, never write into it."""
+    model = small_net()
+    gm = trace(freeze(model))
+    assert gm.get_submodule("4").weight.data_ptr() == model[4].weight.data_ptr()  # no copy of the weights
+    with pytest.raises(InPlaceWriteError, match="'in_place' wrote into 1 tensor"):
+        PassRunner(torch.randn(4, 3, 4, 4)).run(gm, [FunctionPass("in_place", perturb_in_place)])
+
+
+def test_a_pass_that_changes_nothing_is_recorded_without_running_the_network():
+    gm = trace(freeze(small_net()))
+    runner = PassRunner(torch.randn(4, 3, 4, 4))
+    calls = []
+    gm.register_forward_hook(lambda *_: calls.append(1))
+    runner.run(gm, [FunctionPass("noop", finish), FunctionPass("copy", copy_second_conv)])
+    records = {r.name: r for r in runner.records}
+    assert not records["noop"].modified and records["copy"].modified and records["copy"].changed == ["4"]
+    assert records["noop"].max_abs_err == 0.0 and records["noop"].params == records["frozen"].params
+    assert len(calls) == 4  # the frozen network and the one pass that changed it: the batch, one sample for MACs
 
 
 def test_a_gather_nothing_can_absorb_stays_and_is_reported():

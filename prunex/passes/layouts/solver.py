@@ -1,0 +1,227 @@
+"""Choosing layouts: which gathers go and which identities are given up, so that every constraint between layout
+classes is met with the fewest gathers left (exact for small interacting groups, greedy beyond)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+from torch import fx
+
+from prunex.passes.layouts.constraints import Concat, Gather, Problem, Slice, label
+
+EXACT_LIMIT = 12  # interacting gathers and pins decided by trying every subset (2^n); more are decided greedily
+GREEDY_ORDERS = 8  # orders the greedy choice tries for a larger group
+
+
+class Infeasible(Exception):
+    """A set of removed gathers whose layouts cannot all be met; ``node`` names the constraint that broke."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(node)
+        self.node = node
+
+
+def is_identity(p: torch.Tensor) -> bool:
+    return torch.equal(p, torch.arange(len(p)))
+
+
+def within_groups(p: torch.Tensor, size: int) -> bool:
+    return torch.equal(p // size, torch.arange(len(p)) // size)
+
+
+def _conflict(a: str, b: str) -> str:
+    return a if a == b else f"{b} vs {a}"
+
+
+def assign(
+    problem: Problem, removed: set[int], pins: set[int], tightest_first: bool = True
+) -> dict[fx.Node, torch.Tensor]:
+    """Layouts for every class meeting every constraint with the gathers in ``removed`` gone and the pins in ``pins``
+    held; raises Infeasible naming the node whose constraint broke. ``tightest_first``: anchor the class with the
+    smallest groups first (its identity leaves the others room), else in graph order."""
+    layout: dict[fx.Node, torch.Tensor] = {}
+    pending_slices: dict[fx.Node, list[Slice]] = defaultdict(list)
+    for s in problem.slices:
+        pending_slices[s.source].append(s)
+    by_class: dict[fx.Node, list] = defaultdict(list)
+    for i, g in enumerate(problem.gathers):
+        if i in removed:
+            by_class[g.x].append(g)
+            by_class[g.y].append(g)
+    for c in problem.concats:
+        for cls in (c.out, *c.parts):
+            by_class[cls].append(c)
+    for s in problem.slices:
+        by_class[s.source].append(s)
+        by_class[s.part].append(s)
+    held = {}
+    for j in pins:
+        held.setdefault(problem.pins[j].cls, problem.pins[j].name)
+
+    origin: dict[fx.Node, str] = {}  # the node whose order each layout was derived from
+
+    def set_layout(cls: fx.Node, value: torch.Tensor, why: str, queue: list, source: fx.Node | None = None) -> None:
+        start = origin.get(source, why) if source is not None else why
+        if cls in layout:
+            if not torch.equal(layout[cls], value):
+                raise Infeasible(_conflict(origin[cls], start))
+            return
+        if cls in held and not is_identity(value):
+            raise Infeasible(_conflict(held[cls], start))
+        for size, node in problem.groups.get(cls, []):
+            if not within_groups(value, size):
+                raise Infeasible(_conflict(node, start))
+        layout[cls] = value
+        origin[cls] = start
+        queue.append(cls)
+
+    def propagate(queue: list) -> None:
+        while queue:
+            cls = queue.pop()
+            for rel in by_class[cls]:
+                if isinstance(rel, Gather):  # σ_x = p ∘ σ_y
+                    if rel.x in layout and rel.y not in layout:
+                        inv = torch.empty_like(rel.order)
+                        inv[rel.order] = torch.arange(len(rel.order))
+                        set_layout(rel.y, inv[layout[rel.x]], label(rel.node), queue, cls)
+                    elif rel.y in layout:
+                        set_layout(rel.x, rel.order[layout[rel.y]], label(rel.node), queue, cls)
+                elif isinstance(rel, Concat):
+                    if rel.out in layout:
+                        out, start = layout[rel.out], 0
+                        for part, size in zip(rel.parts, rel.sizes, strict=True):
+                            block = out[start : start + size] - start
+                            if block.min() < 0 or block.max() >= size:
+                                raise Infeasible(_conflict(label(rel.node), origin[cls]))
+                            set_layout(part, block, label(rel.node), queue, cls)
+                            start += size
+                    elif all(p in layout for p in rel.parts):
+                        offsets = itertools.accumulate([0, *rel.sizes[:-1]])
+                        value = torch.cat([layout[p] + o for p, o in zip(rel.parts, offsets, strict=True)])
+                        set_layout(rel.out, value, label(rel.node), queue, cls)
+                elif isinstance(rel, Slice) and rel.source in layout:
+                    block = layout[rel.source][rel.start : rel.start + rel.length] - rel.start
+                    if block.min() < 0 or block.max() >= rel.length:
+                        raise Infeasible(_conflict(label(rel.node), origin[cls]))
+                    set_layout(rel.part, block, label(rel.node), queue, cls)
+
+    queue: list = []
+    for cls, name in held.items():
+        set_layout(cls, torch.arange(problem.size[cls]), name, queue)
+    propagate(queue)
+    todo = [c for c in problem.size if c not in layout]
+    while todo:
+        # Anchor an undetermined class at the identity and propagate from it: first a class a grouped conv reads or
+        # writes (it can only take permutations within its groups), then one known in parts through its slices
+        # (those parts, the identity elsewhere), then any.
+        grouped = [c for c in todo if c in problem.groups]
+        if tightest_first:  # e.g. conv(G=2) → gathers → conv(G=4): only the G=4 side can take a non-identity order
+            grouped.sort(key=lambda c: min(size for size, _ in problem.groups[c]))
+        partial = [c for c in todo if any(s.part in layout for s in pending_slices.get(c, []))]
+        cls = (grouped or partial or todo)[0]
+        value = torch.arange(problem.size[cls])
+        for s in pending_slices.get(cls, []):
+            if s.part in layout:
+                value[s.start : s.start + s.length] = layout[s.part] + s.start
+        set_layout(cls, value, label(cls), queue)
+        propagate(queue)
+        todo = [c for c in todo if c not in layout]
+    return layout
+
+
+@dataclass
+class Solution:
+    removed: set[int]  # gathers that go
+    released: set[int]  # pins given up: a gather is inserted there
+    layout: dict[fx.Node, torch.Tensor]
+
+
+def _interacting(problem: Problem) -> list[tuple[list[int], list[int]]]:
+    """(gathers, pins) whose choices can affect one another, linked through classes and structural nodes; pins on
+    classes no gather can reach never need releasing and are left out."""
+    parent: dict[fx.Node, fx.Node] = {}
+
+    def find(x):
+        parent.setdefault(x, x)
+        while parent[x] is not x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for g in problem.gathers:
+        parent[find(g.x)] = find(g.y)
+    for c in problem.concats:
+        for p in c.parts:
+            parent[find(c.out)] = find(p)
+    for s in problem.slices:
+        parent[find(s.source)] = find(s.part)
+    gathers: dict[fx.Node, list[int]] = defaultdict(list)
+    for i, g in enumerate(problem.gathers):
+        gathers[find(g.x)].append(i)
+    pins: dict[fx.Node, list[int]] = defaultdict(list)
+    for j, pin in enumerate(problem.pins):
+        pins[find(pin.cls)].append(j)
+    return [(gs, pins[root]) for root, gs in gathers.items()]
+
+
+def _try(problem: Problem, removed: set[int], pins: set[int]) -> dict | None:
+    """A feasible assignment, anchoring the tightest-grouped classes first and then in graph order; None if neither
+    finds one."""
+    for tightest_first in (True, False):
+        try:
+            return assign(problem, removed, pins, tightest_first)
+        except Infeasible:
+            continue
+    return None
+
+
+def solve(problem: Problem) -> Solution:
+    """The fewest gathers: per group of interacting gathers and pins, every way of keeping k of them is tried for
+    k = 0, 1, … (exact up to EXACT_LIMIT items); larger groups remove gathers greedily with every pin held, in
+    several orders."""
+    all_pins = set(range(len(problem.pins)))
+    removed: set[int] = set()
+    released: set[int] = set()
+    for gathers, pins in _interacting(problem):
+        items = [("g", i) for i in gathers] + [("p", j) for j in pins]
+        if len(items) <= EXACT_LIMIT:
+            done = False
+            for k in range(len(gathers) + 1):  # keeping every gather (k = len) is always feasible
+                for kept in itertools.combinations(items, k):
+                    keep_g = {i for t, i in kept if t == "g"}
+                    drop_p = {j for t, j in kept if t == "p"}
+                    trial_removed = removed | (set(gathers) - keep_g)
+                    if _try(problem, trial_removed, all_pins - released - drop_p) is not None:
+                        removed, released, done = trial_removed, released | drop_p, True
+                        break
+                if done:
+                    break
+        else:  # greedy, in a few orders, keeping the best
+            best: set[int] = set()
+            rng = random.Random(0)
+            orders = [list(gathers), list(reversed(gathers))]
+            orders += [rng.sample(gathers, len(gathers)) for _ in range(GREEDY_ORDERS - 2)]
+            for order in orders:
+                chosen: set[int] = set()
+                for i in order:
+                    if _try(problem, removed | chosen | {i}, all_pins - released) is not None:
+                        chosen.add(i)
+                best = max(best, chosen, key=len)
+            removed |= best
+    layout = _try(problem, removed, all_pins - released)
+    if layout is None:  # every choice above was found feasible; this re-raises what broke, should it ever not be
+        layout = assign(problem, removed, all_pins - released)
+    return Solution(removed, released, layout)
+
+
+def stored_index(g: Gather, layout: dict[fx.Node, torch.Tensor]) -> torch.Tensor:
+    """The gather of stored channels it becomes: stored y[:, j] = stored x[:, σ_x⁻¹[p[σ_y[j]]]]."""
+    s_x = layout.get(g.x, torch.arange(len(g.order)))
+    s_y = layout.get(g.y, torch.arange(len(g.order)))
+    inv_x = torch.empty_like(s_x)
+    inv_x[s_x] = torch.arange(len(s_x))
+    return inv_x[g.order[s_y]]
