@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunex.runtime.comparison import comparable, exact_float32, scale_of, scale_warning
+from prunex.runtime.comparison import comparable, compare, exact_float32, scale_note
 
 EVAL_BATCH = 64
 
@@ -59,14 +59,13 @@ class Int8Validation:
         verdict = "passes" if self.passed else "FAILS"
         if not comparable(self.output_scale):
             verdict = "cannot be checked"
-        warning = scale_warning(self.output_scale, "the fp32 model's output")
         return (
             f"{self.target} (int8) {verdict} against the fp32 model on {self.images} held-out {self.source} images: "
             f"top-1 agreement {100 * self.top1_agreement:.2f}% (required {100 * self.min_top1_agreement:g}%), "
             f"accuracy {100 * self.accuracy_fp32:.2f}% fp32 → {100 * self.accuracy_int8:.2f}% int8 "
             f"(drop {self.accuracy_drop:.2f} points, allowed {self.max_accuracy_drop:g}), max |Δ| "
             f"{self.max_abs_err:.3g} = {self.max_rel_err:.3g} of the output scale {self.output_scale:.3g}"
-            + (f"; {warning}" if warning else "")
+            + scale_note(self.output_scale, "the fp32 model's output")
         )
 
     def as_dict(self) -> dict:
@@ -93,8 +92,8 @@ def validate_int8(
             ref.append(module(x))
         out.append(torch.from_numpy(np.asarray(run(x.numpy()))).float())
     reference, output = torch.cat(ref), torch.cat(out)
-    delta, scale = (output - reference).abs().max(), scale_of(reference)
-    agreement = float((output.argmax(1) == reference.argmax(1)).float().mean())
+    errs = compare(reference, output)
+    scale, agreement = errs["output_scale"], errs["top1_agreement"]
     acc_fp32 = float((reference.argmax(1) == labels).float().mean())
     acc_int8 = float((output.argmax(1) == labels).float().mean())
     passed = (
@@ -111,8 +110,8 @@ def validate_int8(
         acc_fp32,
         acc_int8,
         thresholds.max_accuracy_drop,
-        float(delta),
-        float(delta / max(scale, 1e-12)),
+        errs["max_abs_err"],
+        errs["max_rel_err"],
         passed,
         output_scale=scale,
     )

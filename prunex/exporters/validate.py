@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunex.runtime.comparison import comparable, compare, exact_float32, scale_warning
+from prunex.runtime.comparison import comparable, compare, exact_float32, scale_note
 
 TOLERANCES = {  # max |Δ| / max |reference|, minimum top-1 agreement
     "fp32": (1e-4, 1.0),
@@ -42,12 +42,11 @@ class ValidationReport:
         verdict = "matches" if self.passed else "DIVERGES from"
         if not comparable(self.output_scale):
             verdict = "cannot be compared with"
-        warning = scale_warning(self.output_scale, "PyTorch's output")
         return (
             f"{self.target} ({self.precision}) {verdict} PyTorch: max |Δ| {self.max_abs_err:.3g} = "
             f"{self.max_rel_err:.3g} of the output scale {self.output_scale:.3g} (tolerance {self.tolerance:g}), "
             f"top-1 agreement {100 * self.top1_agreement:.2f}% (required {100 * self.min_top1_agreement:.0f}%) over "
-            f"{self.described_batches()}" + (f"; {warning}" if warning else "")
+            f"{self.described_batches()}" + scale_note(self.output_scale, "PyTorch's output")
         )
 
     def described_batches(self) -> str:

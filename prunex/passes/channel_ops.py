@@ -14,23 +14,10 @@ import operator
 import torch
 from torch import fx
 
-from prunex.passes.graph import add_buffer, finish, propagate_shapes
+from prunex.passes.graph import add_buffer, finish, is_reshape, meta_shape, propagate_shapes, sole_user
 from prunex.passes.protocol import GraphPass
 
-RESHAPES_FUNCTIONS = {torch.reshape, torch.flatten}
-RESHAPES_METHODS = {"view", "reshape", "flatten"}
 CHUNKS = {"chunk": torch.chunk, "split": torch.split}
-
-
-def _shape(node: fx.Node) -> tuple[int, ...] | None:
-    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
-    return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
-
-
-def _is_reshape(node: fx.Node) -> bool:
-    return (node.op == "call_function" and node.target in RESHAPES_FUNCTIONS) or (
-        node.op == "call_method" and node.target in RESHAPES_METHODS
-    )
 
 
 def _swaps_dims_1_2(node: fx.Node) -> bool:
@@ -44,10 +31,6 @@ def _swaps_dims_1_2(node: fx.Node) -> bool:
     return False
 
 
-def _sole_user(node: fx.Node) -> fx.Node | None:
-    return next(iter(node.users)) if len(node.users) == 1 else None
-
-
 def shuffle_order(channels: int, groups: int) -> torch.Tensor:
     """p with y = x[:, p] for the shuffle of ``groups`` groups: p[a·g + b] = b·(C/g) + a."""
     return torch.arange(channels).view(groups, channels // groups).t().reshape(-1)
@@ -55,21 +38,21 @@ def shuffle_order(channels: int, groups: int) -> torch.Tensor:
 
 def _shuffle(node: fx.Node) -> tuple[fx.Node, int] | None:
     """(the shuffle's last node, g) when ``node`` begins a channel shuffle of its 4-D input."""
-    source, first = node.args[0] if node.args else None, _shape(node)
-    shape = _shape(source)
-    if not _is_reshape(node) or shape is None or len(shape) != 4 or first is None or len(first) != 5:
+    source, first = node.args[0] if node.args else None, meta_shape(node)
+    shape = meta_shape(source)
+    if not is_reshape(node) or shape is None or len(shape) != 4 or first is None or len(first) != 5:
         return None
     n, c, h, w = shape
     g = first[1]
     if first != (n, g, c // g, h, w) or g * (c // g) != c:
         return None
-    swap = _sole_user(node)
+    swap = sole_user(node)
     if swap is None or not _swaps_dims_1_2(swap):
         return None
-    last = _sole_user(swap)
+    last = sole_user(swap)
     if last is not None and last.op == "call_method" and last.target == "contiguous":
-        last = _sole_user(last)
-    if last is None or not _is_reshape(last) or _shape(last) != shape:
+        last = sole_user(last)
+    if last is None or not is_reshape(last) or meta_shape(last) != shape:
         return None
     return last, g
 
@@ -79,7 +62,7 @@ def _chunk_slices(gm: fx.GraphModule, node: fx.Node) -> bool:
     target = CHUNKS.get(node.target) if node.op == "call_method" else node.target
     if node.op not in ("call_method", "call_function"):
         return False
-    shape = _shape(node.args[0]) if node.args else None
+    shape = meta_shape(node.args[0]) if node.args else None
     if target not in CHUNKS.values() or shape is None or len(shape) != 4:
         return False
     dim = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
@@ -136,7 +119,7 @@ class CanonicalChannelOps(GraphPass):
             shuffle = _shuffle(node)
             if shuffle is not None:
                 last, groups = shuffle
-                order = shuffle_order(_shape(node.args[0])[1], groups)
+                order = shuffle_order(meta_shape(node.args[0])[1], groups)
                 index = add_buffer(gm, f"{node.name}_shuffle_order", order, before=last)
                 with gm.graph.inserting_before(last):
                     gather = gm.graph.call_function(torch.index_select, (node.args[0], 1, index))

@@ -11,27 +11,24 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from prunex.passes.graph import finish, is_module, module_of
-from prunex.passes.lower_dgconv import inverse_permutation
+from prunex.passes.graph import finish, is_module, module_of, sole_user
+from prunex.passes.permutations import inverse_permutation
 from prunex.passes.propagate_permutations import is_gather
 from prunex.passes.protocol import GraphPass
 
 
-def _sole_user(node: fx.Node) -> fx.Node | None:
-    return next(iter(node.users)) if len(node.users) == 1 else None
-
-
-def _foldable(gm: fx.GraphModule, node: fx.Node) -> tuple[fx.Node, fx.Node | None] | None:
-    """(the BN that alone consumes conv ``node``, the gather between them or None), if any."""
+def _foldable(gm: fx.GraphModule, node: fx.Node) -> tuple[fx.Node, tuple[int, ...] | None] | None:
+    """(the BN that alone consumes conv ``node``, the order p of the gather between them or None), if any."""
     if not is_module(gm, node, nn.Conv2d):
         return None
-    bn, gather = _sole_user(node), None
+    bn, gather = sole_user(node), None
     if bn is not None and is_gather(bn) and bn.args[0] is node:
-        gather, bn = bn, _sole_user(bn)
+        gather, bn = bn, sole_user(bn)
     if bn is None or not is_module(gm, bn, nn.BatchNorm2d) or bn.args[0] is not (gather or node):
         return None
     m = module_of(gm, bn)
-    return (bn, gather) if m.track_running_stats and m.running_mean is not None else None
+    order = None if gather is None else tuple(gm.get_buffer(gather.args[2].target).tolist())
+    return (bn, order) if m.track_running_stats and m.running_mean is not None else None
 
 
 def _reordered(bn: nn.BatchNorm2d, order: torch.Tensor) -> nn.BatchNorm2d:
@@ -57,18 +54,14 @@ class FoldBatchNorm(GraphPass):
                 sites.setdefault(node.target, []).append(node)
         for target, convs in sites.items():
             found = [_foldable(gm, c) for c in convs]
-            if any(f is None for f in found) or len({(bn.target, _order_key(gm, g)) for bn, g in found}) != 1:
+            if any(f is None for f in found) or len({(bn.target, order) for bn, order in found}) != 1:
                 continue
-            bn, gather = found[0]
+            bn, order = found[0]
             norm = module_of(gm, bn)
-            if gather is not None:
-                norm = _reordered(norm, inverse_permutation(gm.get_buffer(gather.args[2].target)))
+            if order is not None:
+                norm = _reordered(norm, inverse_permutation(torch.tensor(order)))
             gm.add_submodule(target, fuse_conv_bn_eval(gm.get_submodule(target), norm))
             for bn, _ in found:
                 bn.replace_all_uses_with(bn.args[0])
                 gm.graph.erase_node(bn)
         return finish(gm)
-
-
-def _order_key(gm: fx.GraphModule, gather: fx.Node | None) -> tuple[int, ...] | None:
-    return None if gather is None else tuple(gm.get_buffer(gather.args[2].target).tolist())

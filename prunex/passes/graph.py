@@ -282,6 +282,28 @@ def propagate_shapes(gm: fx.GraphModule, example_shape: tuple[int, ...]) -> None
         ShapeProp(gm).propagate(torch.zeros(2, *example_shape, dtype=dtype, device=device))
 
 
+RESHAPE_FUNCTIONS = {torch.reshape, torch.flatten}
+RESHAPE_METHODS = {"view", "reshape", "flatten"}
+
+
+def meta_shape(node: object) -> tuple[int, ...] | None:
+    """``node``'s output shape as :func:`propagate_shapes` recorded it (None for a non-node or a non-tensor)."""
+    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+
+
+def sole_user(node: fx.Node) -> fx.Node | None:
+    """The one node that reads ``node``, if exactly one does."""
+    return next(iter(node.users)) if len(node.users) == 1 else None
+
+
+def is_reshape(node: fx.Node) -> bool:
+    """``view`` / ``reshape`` / ``flatten``, as a method or a torch function (row-major: the values keep order)."""
+    return (node.op == "call_function" and node.target in RESHAPE_FUNCTIONS) or (
+        node.op == "call_method" and node.target in RESHAPE_METHODS
+    )
+
+
 def input_shape(node: fx.Node, batch: int) -> tuple[int, ...]:
     """The shape of ``node``'s first input at batch size ``batch`` (after :func:`propagate_shapes`)."""
     src = node.args[0]

@@ -12,14 +12,8 @@ from torch import fx
 
 from prunex.nn.dgconv import DGConv2d
 from prunex.passes.graph import add_buffer, finish, is_module, module_of, replace_module
+from prunex.passes.permutations import inverse_permutation, is_identity
 from prunex.passes.protocol import GraphPass
-
-
-def inverse_permutation(order: torch.Tensor) -> torch.Tensor:
-    """inv[order[i]] = i."""
-    inv = torch.empty_like(order)
-    inv[order] = torch.arange(len(order), device=order.device)
-    return inv
 
 
 def gather_channels(gm: fx.GraphModule, x: fx.Node, order: torch.Tensor, base: str, conv: fx.Node, after: bool):
@@ -42,8 +36,7 @@ class LowerDGConv(GraphPass):
             conv, in_order, out_order = layer.to_grouped_conv()
             name = str(node.target)
             replace_module(gm, node, conv.eval())
-            identity_in = torch.equal(in_order, torch.arange(len(in_order)))
-            identity_out = torch.equal(out_order, torch.arange(len(out_order)))
+            identity_in, identity_out = is_identity(in_order), is_identity(out_order)
             if not identity_in:
                 x = node.args[0]
                 gathered = gather_channels(gm, x, in_order, name, node, after=False)

@@ -23,6 +23,7 @@ from prunex.passes.graph import count_macs, count_params, freeze, trace
 from prunex.passes.lower_dgconv import LowerDGConv
 from prunex.passes.merge_branches import MergeParallelBranches
 from prunex.passes.network_choice import DENSE, SEPARATE, TUNED, UNTUNED, NetworkRealisation, choose_network, densified
+from prunex.passes.permutations import is_identity
 from prunex.passes.propagate_permutations import PropagatePermutations, gather_report
 from prunex.passes.protocol import GraphPass
 from prunex.passes.remove_noops import RemoveNoops
@@ -84,10 +85,7 @@ def _dgconv_groups(model: nn.Module) -> list[dict[str, Any]]:
             "gates": m.gate_list(),
             "learned_groups": m.num_groups,
             "groups_before": 1,
-            "contiguous": bool(
-                torch.equal(m.in_order(), torch.arange(m.in_channels))
-                and torch.equal(m.out_order(), torch.arange(m.out_channels))
-            ),
+            "contiguous": bool(is_identity(m.in_order()) and is_identity(m.out_order())),
         }
         for name, m in model.named_modules()
         if isinstance(m, DGConv2d)

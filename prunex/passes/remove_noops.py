@@ -13,25 +13,19 @@ import operator
 import torch
 from torch import fx, nn
 
-from prunex.passes.graph import finish, is_module, module_of, propagate_shapes
+from prunex.passes.graph import finish, is_module, is_reshape, meta_shape, module_of, propagate_shapes
+from prunex.passes.permutations import is_identity
 from prunex.passes.propagate_permutations import is_gather
 from prunex.passes.protocol import GraphPass
 
 ADAPTIVE_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 FIXED_POOLS = (nn.AvgPool2d, nn.MaxPool2d)
 ADAPTIVE_POOL_FUNCTIONS = {nn.functional.adaptive_avg_pool2d, nn.functional.adaptive_max_pool2d}
-RESHAPE_METHODS = {"view", "reshape", "flatten", "contiguous"}
-RESHAPE_FUNCTIONS = {torch.reshape, torch.flatten}
 DROPOUT_FUNCTIONS = {nn.functional.dropout, torch.dropout}
 
 
 def _number(x: object, value: float) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x == value
-
-
-def _shape(node: object) -> tuple[int, ...] | None:
-    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
-    return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, ...]:
@@ -40,7 +34,7 @@ def _pair(v: int | tuple[int, ...]) -> tuple[int, ...]:
 
 def _same_shape(node: fx.Node) -> bool:
     source = node.args[0] if node.args else None
-    return _shape(node) is not None and _shape(node) == _shape(source)
+    return meta_shape(node) is not None and meta_shape(node) == meta_shape(source)
 
 
 def _identity_pool(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -51,15 +45,13 @@ def _identity_pool(gm: fx.GraphModule, node: fx.Node) -> bool:
     if not is_module(gm, node, FIXED_POOLS):
         return False
     m = module_of(gm, node)
-    one_by_one = _shape(node)[-2:] == (1, 1) or _pair(m.kernel_size) == (1, 1)
+    one_by_one = meta_shape(node)[-2:] == (1, 1) or _pair(m.kernel_size) == (1, 1)
     return one_by_one and _pair(m.padding) == (0, 0)
 
 
 def _identity_reshape(node: fx.Node) -> bool:
-    reshape = (node.op == "call_method" and node.target in RESHAPE_METHODS) or (
-        node.op == "call_function" and node.target in RESHAPE_FUNCTIONS
-    )
-    return reshape and _same_shape(node)
+    contiguous = node.op == "call_method" and node.target == "contiguous"
+    return (is_reshape(node) or contiguous) and _same_shape(node)
 
 
 def _eval_dropout(node: fx.Node) -> bool:
@@ -83,10 +75,8 @@ def _is_noop(gm: fx.GraphModule, node: fx.Node) -> fx.Node | None:
             return b
     if node.op == "call_function" and node.target in (operator.add, operator.sub) and _number(node.args[1], 0):
         return node.args[0]
-    if is_gather(node):
-        order = gm.get_buffer(node.args[2].target)
-        if torch.equal(order, torch.arange(len(order), device=order.device)):
-            return node.args[0]
+    if is_gather(node) and is_identity(gm.get_buffer(node.args[2].target)):
+        return node.args[0]
     return None
 
 

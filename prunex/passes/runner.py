@@ -154,16 +154,16 @@ class PassRunner:
         self._record(record)
         for graph_pass in passes:
             before = copy_sharing_tensors(gm)
-            versions = tensor_versions(before)
+            versions = tensor_versions(before)  # holds the tensors only until the check below
             tic = time.perf_counter()
             result = graph_pass(gm)
             seconds = time.perf_counter() - tic
-            if written_in_place(versions):
+            written = written_in_place(versions)
+            if written:
                 raise InPlaceWriteError(
-                    f"pass {graph_pass.name!r} wrote into {written_in_place(versions)} tensor(s) in place; passes must "
+                    f"pass {graph_pass.name!r} wrote into {written} tensor(s) in place; passes must "
                     "replace a tensor, since the module before the pass (and the user's model) share it"
                 )
-            del versions
             gm = result.graph_module
             if result.modified:
                 record, out = self.measure(graph_pass.name, gm, reference, seconds, before)

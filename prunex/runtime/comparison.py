@@ -63,3 +63,9 @@ def scale_warning(scale: float, what: str = "the model's output") -> str | None:
             "check still holds, but logits this large mean a diverged or broken network — check it before deploying"
         )
     return None
+
+
+def scale_note(scale: float, what: str) -> str:
+    """``; <what the scale means>`` to append to a verdict, or nothing for a working network's scale."""
+    warning = scale_warning(scale, what)
+    return f"; {warning}" if warning else ""

@@ -14,8 +14,9 @@ from prunex.nn import DGConv2d
 from prunex.passes import propagate_permutations as pp
 from prunex.passes.graph import freeze, trace
 from prunex.passes.layouts.constraints import build_problem
-from prunex.passes.layouts.solver import is_identity, stored_index, within_groups
+from prunex.passes.layouts.solver import stored_index, within_groups
 from prunex.passes.lower_dgconv import LowerDGConv
+from prunex.passes.permutations import is_identity
 
 C = 8  # 2^3: every DGConv has three gates
 

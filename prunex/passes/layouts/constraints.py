@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
-from prunex.passes.graph import module_of
+from prunex.passes.graph import is_reshape, module_of
 
 PASS_MODULES = (
     nn.BatchNorm1d,
@@ -181,11 +181,7 @@ def flattened_into_linear(gm: fx.GraphModule, node: fx.Node) -> fx.Node | None:
     if not isinstance(source, fx.Node) or channels(source) is None or channels(node) is None:
         return None
     shape, flat = node.args[0].meta["tensor_meta"].shape, node.meta["tensor_meta"].shape
-    reshape = (
-        (node.op == "call_method" and node.target in ("view", "reshape", "flatten"))
-        or (node.op == "call_function" and node.target in (torch.flatten, torch.reshape))
-        or (node.op == "call_module" and isinstance(module_of(gm, node), nn.Flatten))
-    )
+    reshape = is_reshape(node) or (node.op == "call_module" and isinstance(module_of(gm, node), nn.Flatten))
     if not reshape or len(shape) != 4 or tuple(flat) != (shape[0], shape[1] * shape[2] * shape[3]):
         return None
     readers = list(node.users)

@@ -18,7 +18,8 @@ from prunex.passes.layouts.constraints import (
     channels,
     flattened_into_linear,
 )
-from prunex.passes.layouts.solver import Infeasible, Solution, assign, is_identity, stored_index
+from prunex.passes.layouts.solver import Infeasible, Solution, assign, stored_index
+from prunex.passes.permutations import inverse_permutation, is_identity
 
 
 def _permute_param(module: nn.Module, name: str, index: torch.Tensor, dim: int = 0) -> None:
@@ -108,8 +109,7 @@ def rewrite_layouts(gm: fx.GraphModule, uf: UnionFind, problem: Problem, solutio
             for u in users:
                 u.replace_input_with(pin.value, gathered)
         else:  # where the consumer reads it, back to the logical order: logical[:, k] = stored[:, σ⁻¹[k]]
-            inv = torch.empty_like(s)
-            inv[s] = torch.arange(len(s))
+            inv = inverse_permutation(s)
             index = _constant(gm, pin.consumer, f"{pin.consumer.name}_{pin.value.name}_logical", inv)
             with gm.graph.inserting_before(pin.consumer):
                 gathered = gm.graph.call_function(torch.index_select, (pin.value, 1, index))

@@ -12,6 +12,7 @@ import torch
 from torch import fx
 
 from prunex.passes.layouts.constraints import Concat, Gather, Problem, Slice, label
+from prunex.passes.permutations import inverse_permutation, is_identity
 
 EXACT_LIMIT = 12  # interacting gathers and pins decided by trying every subset (2^n); more are decided greedily
 GREEDY_ORDERS = 8  # orders the greedy choice tries for a larger group
@@ -23,10 +24,6 @@ class Infeasible(Exception):
     def __init__(self, node: str) -> None:
         super().__init__(node)
         self.node = node
-
-
-def is_identity(p: torch.Tensor) -> bool:
-    return torch.equal(p, torch.arange(len(p)))
 
 
 def within_groups(p: torch.Tensor, size: int) -> bool:
@@ -85,9 +82,7 @@ def assign(
             for rel in by_class[cls]:
                 if isinstance(rel, Gather):  # σ_x = p ∘ σ_y
                     if rel.x in layout and rel.y not in layout:
-                        inv = torch.empty_like(rel.order)
-                        inv[rel.order] = torch.arange(len(rel.order))
-                        set_layout(rel.y, inv[layout[rel.x]], label(rel.node), queue, cls)
+                        set_layout(rel.y, inverse_permutation(rel.order)[layout[rel.x]], label(rel.node), queue, cls)
                     elif rel.y in layout:
                         set_layout(rel.x, rel.order[layout[rel.y]], label(rel.node), queue, cls)
                 elif isinstance(rel, Concat):
@@ -222,6 +217,4 @@ def stored_index(g: Gather, layout: dict[fx.Node, torch.Tensor]) -> torch.Tensor
     """The gather of stored channels it becomes: stored y[:, j] = stored x[:, σ_x⁻¹[p[σ_y[j]]]]."""
     s_x = layout.get(g.x, torch.arange(len(g.order)))
     s_y = layout.get(g.y, torch.arange(len(g.order)))
-    inv_x = torch.empty_like(s_x)
-    inv_x[s_x] = torch.arange(len(s_x))
-    return inv_x[g.order[s_y]]
+    return inverse_permutation(s_x)[g.order[s_y]]
