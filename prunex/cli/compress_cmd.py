@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from prunex.cli.errors import handle_errors, warn
 from prunex.cli.views import print_report
+from prunex.runtime.choices import Backend, TuneMode
 
 
 def compress(
@@ -27,8 +28,8 @@ def compress(
     calibration: int = typer.Option(
         32, "--calibration", min=1, help="Real test images to verify on (plus as many random)."
     ),
-    tune: str = typer.Option(
-        "off",
+    tune: TuneMode = typer.Option(
+        TuneMode.OFF,
         "--tune",
         rich_help_panel="Latency-aware lowering",
         metavar="off|cache|full",
@@ -53,11 +54,10 @@ def compress(
         metavar="fp32|fp16",
         help="fp32 or fp16 (fp16 needs CUDA).",
     ),
-    target_backend: str = typer.Option(
-        "eager",
+    target_backend: Backend = typer.Option(
+        Backend.EAGER,
         "--target-backend",
         rich_help_panel="Latency-aware lowering",
-        metavar="BACKEND",
         help="Runtime to tune for, as prunex bench runs it: eager, cuda-graphs, compile, onnxruntime or tensorrt "
         "(ONNX Runtime and TensorRT time an ONNX export of each candidate layer and of the whole network).",
     ),

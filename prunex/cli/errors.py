@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -22,8 +23,8 @@ from rich.markup import escape
 
 from prunex.artifacts.errors import InputError, NotEquivalentError
 
-EXIT_USER_ERROR = 2
-EXIT_NOT_EQUIVALENT = 3
+EXIT_USER_ERROR = InputError.exit_code  # each status is the error class's own
+EXIT_NOT_EQUIVALENT = NotEquivalentError.exit_code
 EXIT_INTERRUPTED = 130
 NOTHING_WRITTEN = "nothing was written; earlier results are as they were"
 
@@ -49,6 +50,13 @@ def stderr_console() -> Console:
     return Console(stderr=True)
 
 
+def usage_error(message: str) -> NoReturn:
+    """An option the parser refused, said as every other mistake is (``error: ...``, exit 2)."""
+    text = message.replace("Value error, ", "")  # typer's wording for a value outside an enum's words
+    stderr_console().print(f"[bold red]error:[/bold red] {escape(text)}", soft_wrap=True)
+    raise typer.Exit(EXIT_USER_ERROR)
+
+
 @contextmanager
 def handle_errors(interrupted: str | Callable[[], str] | None = None) -> Iterator[None]:
     """Map the errors a user can cause to one line on standard error and their exit status (see the module
@@ -63,11 +71,11 @@ def handle_errors(interrupted: str | Callable[[], str] | None = None) -> Iterato
     except NotEquivalentError as err:
         _show_cause(console)
         console.print(f"[bold red]not equivalent:[/bold red] {escape(one_line(err))}", soft_wrap=True)
-        raise typer.Exit(EXIT_NOT_EQUIVALENT) from None
+        raise typer.Exit(err.exit_code) from None
     except (InputError, FileExistsError) as err:
         _show_cause(console)
         console.print(f"[bold red]error:[/bold red] {escape(one_line(err))}", soft_wrap=True)
-        raise typer.Exit(EXIT_USER_ERROR) from None
+        raise typer.Exit(getattr(err, "exit_code", EXIT_USER_ERROR)) from None
     except (PermissionError, IsADirectoryError, NotADirectoryError, FileNotFoundError) as err:
         _show_cause(console)
         console.print(f"[bold red]error:[/bold red] {escape(_file_error(err))}", soft_wrap=True)

@@ -11,6 +11,7 @@ from rich.markup import escape
 from prunex.cli.errors import EXIT_NOT_EQUIVALENT as EXIT_DIVERGED
 from prunex.cli.errors import handle_errors
 from prunex.cli.views import int8_lines
+from prunex.runtime.choices import Exporter, TuneMode
 from prunex.runtime.int8_observer import Observer
 from prunex.runtime.precision import Precision
 
@@ -33,8 +34,8 @@ def export(
         "judged on its test images).",
     ),
     fp16: bool = typer.Option(False, "--fp16", rich_help_panel="TensorRT", help="The same as --precision fp16."),
-    exporter: str = typer.Option(
-        "dynamo", "--exporter", metavar="dynamo|legacy", help="dynamo (torch.export based) or legacy (TorchScript)."
+    exporter: Exporter = typer.Option(
+        Exporter.DYNAMO, "--exporter", help="dynamo (torch.export based) or legacy (TorchScript)."
     ),
     opset: int = typer.Option(
         18, "--opset", min=9, help="ONNX opset (>= 18 for the dynamo exporter, at most what the installed onnx knows)."
@@ -73,8 +74,8 @@ def export(
     max_accuracy_drop: float = typer.Option(
         0.5, "--max-accuracy-drop", min=0.0, rich_help_panel="INT8", help="Allowed test accuracy drop, in points."
     ),
-    tune: str = typer.Option(
-        "off",
+    tune: TuneMode = typer.Option(
+        TuneMode.OFF,
         "--tune",
         metavar="off|full",
         rich_help_panel="INT8",

@@ -145,9 +145,9 @@ class PrunexCommand(_Readable, TyperCommand):
         except Exception as err:
             if type(err).__name__ not in _USAGE_ERRORS or getattr(err, "ctx", None) is None:
                 raise
-            err.message = f"{err.message} (see `{err.ctx.command_path} --help`)"
-            err.ctx = None
-            raise
+            from prunex.cli.errors import usage_error
+
+            usage_error(f"{err.format_message()} (see `{err.ctx.command_path} --help`)")
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """``[OPTIONS] CHECKPOINT`` (arguments by their upper-case names, not ``{checkpoint}``)."""

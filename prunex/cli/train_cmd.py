@@ -10,6 +10,7 @@ from rich.console import Console
 from prunex.cli import train_options as options
 from prunex.cli.errors import handle_errors
 from prunex.cli.parsing import given_arguments, model_args
+from prunex.train.choices import Recipe
 
 
 def train(
@@ -47,11 +48,10 @@ def train(
     ),
     pipeline: str = options.PIPELINE,
     normalisation: str = options.NORMALISATION,
-    recipe: str = typer.Option(
+    recipe: Recipe = typer.Option(
         None,
         "--recipe",
         rich_help_panel="Schedule",
-        metavar="auto|paper|quick",
         help="auto (paper schedule on CIFAR / image folders, quick otherwise), paper, or quick.",
     ),
     epochs: int = typer.Option(

@@ -21,6 +21,8 @@ from prunex.exporters.validate import (
     validate,
     validation_batches,
 )
+from prunex.runtime.backends import Backend
+from prunex.runtime.choices import Exporter
 from prunex.runtime.onnx_program import export_onnx
 from prunex.runtime.precision import Precision
 from prunex.runtime.tensorrt_engine import EngineRunner, EngineSpec, build_engine, needs_fp16_onnx, require_tensorrt
@@ -45,19 +47,23 @@ def write_report(path: Path, report: ValidationReport, extra: dict[str, Any]) ->
     return atomic_write_text(path, json.dumps({**extra, **report.as_dict()}, indent=2) + "\n")
 
 
-def export_and_validate_onnx(loaded: LoadedModel, path: Path, *, exporter: str, opset: int) -> ValidationReport:
+def export_and_validate_onnx(
+    loaded: LoadedModel, path: Path, *, exporter: Exporter | str, opset: int
+) -> ValidationReport:
     example = torch.zeros(1, *loaded.input_shape)
     export_onnx(loaded.module, example, path, exporter=exporter, opset=opset)
     real = real_samples(loaded)
     batches = validation_batches(loaded.input_shape, real)
-    return validate("onnxruntime", onnxruntime_runner(str(path)), loaded.module, batches, sources=batch_sources(real))
+    return validate(
+        Backend.ONNXRUNTIME, onnxruntime_runner(str(path)), loaded.module, batches, sources=batch_sources(real)
+    )
 
 
 def export_and_validate_tensorrt(
     loaded: LoadedModel,
     spec: EngineSpec,
     *,
-    exporter: str,
+    exporter: Exporter | str,
     opset: int,
     int8: Int8Export | None = None,
     quantized: Int8Model | None = None,
@@ -90,11 +96,11 @@ def export_and_validate_tensorrt(
         run = runner.numpy_runner()
         batch = min(spec.max_batch, 64)
         report = validate_int8(
-            "tensorrt", run, loaded.module, data.images, data.labels, settings.thresholds, data.source, batch
+            Backend.TENSORRT, run, loaded.module, data.images, data.labels, settings.thresholds, data.source, batch
         )
         return report, extra
     real = real_samples(loaded)
     batches = [b[: spec.max_batch] for b in validation_batches(loaded.input_shape, real)]
     precision = spec.precision.value
-    report = validate("tensorrt", runner.numpy_runner(), loaded.module, batches, precision, batch_sources(real))
+    report = validate(Backend.TENSORRT, runner.numpy_runner(), loaded.module, batches, precision, batch_sources(real))
     return report, extra

@@ -23,6 +23,8 @@ from prunex.exporters.int8_tuning import NOISE_MARGIN, LayerChoice, Timer, choos
 from prunex.exporters.int8_validation import Int8Thresholds, Int8Validation, validate_int8
 from prunex.exporters.sources import LoadedModel
 from prunex.exporters.validate import onnxruntime_runner
+from prunex.runtime.backends import Backend
+from prunex.runtime.choices import Exporter
 from prunex.runtime.int8_observer import Observer
 from prunex.runtime.onnx_int8 import QuantizeSpec, layer_labels, quantize_int8, quantized_layers
 from prunex.runtime.onnx_program import export_onnx
@@ -109,7 +111,7 @@ def quantized_onnx(
     data: Int8Data,
     settings: Int8Settings,
     *,
-    exporter: str = "dynamo",
+    exporter: Exporter | str = Exporter.DYNAMO,
     opset: int = 18,
     timer: Timer | None = None,
 ) -> Int8Model:
@@ -159,7 +161,9 @@ def _tune(model: Int8Model, fp32: Path, data: Int8Data, settings: Int8Settings, 
 def validate_onnx_int8(loaded: LoadedModel, path: Path, data: Int8Data, settings: Int8Settings) -> Int8Validation:
     """The quantized model at ``path`` under ONNX Runtime (its int8 kernels) against the fp32 PyTorch model."""
     run = onnxruntime_runner(str(path))
-    return validate_int8("onnxruntime", run, loaded.module, data.images, data.labels, settings.thresholds, data.source)
+    return validate_int8(
+        Backend.ONNXRUNTIME, run, loaded.module, data.images, data.labels, settings.thresholds, data.source
+    )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunex.runtime.backends import Backend
 from prunex.runtime.comparison import comparable, compare, exact_float32, scale_note
 
 EVAL_BATCH = 64
@@ -35,7 +36,7 @@ class Int8Thresholds:
 
 @dataclass
 class Int8Validation:
-    target: str  # "onnxruntime" or "tensorrt"
+    target: Backend  # onnxruntime or tensorrt
     images: int  # held-out images compared on
     source: str  # where they came from, e.g. "digits test split"
     top1_agreement: float
@@ -73,7 +74,7 @@ class Int8Validation:
 
 
 def validate_int8(
-    target: str,
+    target: Backend,
     run: Callable[[np.ndarray], np.ndarray],
     module: nn.Module,
     images: torch.Tensor,

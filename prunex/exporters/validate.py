@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunex.runtime.backends import Backend
 from prunex.runtime.comparison import comparable, compare, exact_float32, scale_note
 
 TOLERANCES = {  # max |Δ| / max |reference|, minimum top-1 agreement
@@ -24,7 +25,7 @@ TOLERANCES = {  # max |Δ| / max |reference|, minimum top-1 agreement
 
 @dataclass
 class ValidationReport:
-    target: str
+    target: Backend
     precision: str
     tolerance: float
     min_top1_agreement: float
@@ -63,7 +64,7 @@ class ValidationReport:
 
 
 def validate(
-    target: str,
+    target: Backend,
     run: Callable[[np.ndarray], np.ndarray],
     module: nn.Module,
     batches: list[torch.Tensor],

@@ -94,8 +94,12 @@ def _sequential_update(m: float, blocks: int, dtype: torch.dtype, device: torch.
 def grouped_conv(convs: Sequence[nn.Conv2d], x: Tensor, shared_input: bool = False) -> Tensor:
     """conv_j applied to channel block j of ``x`` (or, with ``shared_input``, each conv to all of ``x``)."""
     c = convs[0]
+    if any(conv.groups != c.groups for conv in convs) or (shared_input and c.groups > 1):
+        # convs of their own grouping (a network retrained from what DGConv learned): no one grouped conv is them
+        inputs = [x] * len(convs) if shared_input else x.chunk(len(convs), dim=1)
+        return torch.cat([conv(part) for conv, part in zip(convs, inputs, strict=True)], dim=1)
     bias = concat([conv.bias for conv in convs]) if c.bias is not None else None
-    groups = 1 if shared_input else len(convs)
+    groups = c.groups * (1 if shared_input else len(convs))
     return F.conv2d(x, concat([conv.weight for conv in convs]), bias, c.stride, c.padding, c.dilation, groups)
 
 

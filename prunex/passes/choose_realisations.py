@@ -12,7 +12,7 @@ from torch import fx, nn
 from prunex.passes.conv_realisations import ConvRealisation, SplitConv, coarsen, conv_candidates, conv_signature
 from prunex.passes.graph import finish, fresh_name, input_shape, is_module, module_of, own_module, propagate_shapes
 from prunex.passes.protocol import GraphPass
-from prunex.passes.tuning import Tuner
+from prunex.passes.tuning import DecisionKind, Tuner
 
 
 def _split(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> None:
@@ -47,7 +47,7 @@ class ChooseConvRealisations(GraphPass):
             shape = input_shape(node, self.tuner.target.batch)
             learned = ConvRealisation(conv.groups)
             chosen = self.tuner.choose(
-                "conv",
+                DecisionKind.CONV,
                 str(node.target),
                 f"{conv.groups} groups",
                 conv_signature(conv, shape),

@@ -29,7 +29,7 @@ from prunex.passes.graph import (
     propagate_shapes,
 )
 from prunex.passes.protocol import GraphPass
-from prunex.passes.tuning import Tuner
+from prunex.passes.tuning import DecisionKind, Tuner
 
 MERGEABLE = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU)
 
@@ -309,7 +309,7 @@ def _merge_pays(gm: fx.GraphModule, chains: list[Chain], layers: list, summed: b
         f"{[type(m).__name__ for m in modules[0]]} {[layer_signature(m) for m in modules[0]]} in {shape[1:]}"
     )
     chosen = tuner.choose(
-        "branches",
+        DecisionKind.BRANCHES,
         chains[0].nodes[0].target,
         f"{len(chains)} branches",
         signature,

@@ -18,7 +18,7 @@ from torch import fx, nn
 
 from prunex.passes.conv_realisations import coarsen
 from prunex.passes.graph import finish, module_fingerprints
-from prunex.passes.tuning import Tuner
+from prunex.passes.tuning import DecisionKind, Tuner
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def choose_network(
     shape = (tuner.target.batch, *example_shape)
     signature = " ; ".join(f"{c.label}: {sig}" for c, (_, sig) in distinct.items())
     return tuner.choose(
-        "network",
+        DecisionKind.NETWORK,
         "whole network",
         "tuned",
         signature,

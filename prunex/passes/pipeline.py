@@ -29,7 +29,8 @@ from prunex.passes.protocol import GraphPass
 from prunex.passes.remove_noops import RemoveNoops
 from prunex.passes.runner import PassRecord, PassRunner
 from prunex.passes.stack_blocks import StackBlocks
-from prunex.passes.tuning import MODES, Timer, Tuner, TuneTarget
+from prunex.passes.tuning import DecisionKind, Timer, Tuner, TuneTarget
+from prunex.runtime.choices import TuneMode, parse_choice
 from prunex.runtime.comparison import comparable, compare, exact_float32, scale_of, scale_warning
 
 
@@ -43,16 +44,17 @@ class CompressOptions:
     merge_branches: bool = True
     stack_blocks: bool = True  # blocks on slices of one tensor run stacked (needs merge_branches)
     tolerance: float = 1e-4
-    tune: str = "off"  # off: keep the learned structure; cache / full: choose realisations by measurement
+    tune: TuneMode = TuneMode.OFF  # off: keep the learned structure; cache / full: choose realisations by measurement
     target: TuneTarget = TuneTarget()
     tuning_cache: str | None = None  # default ~/.cache/prunex/tuning.json (PRUNEX_CACHE_DIR)
     timer: Timer | None = None  # injected by tests; None measures on the target
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tune", parse_choice(TuneMode, self.tune, "tune mode"))
+
     def tuner(self) -> Tuner | None:
-        if self.tune == "off":
+        if self.tune is TuneMode.OFF:
             return None
-        if self.tune not in MODES:
-            raise ValueError(f"tune must be one of {MODES}, got {self.tune!r}")
         return Tuner(self.target, mode=self.tune, cache=TuningCache(self.tuning_cache), timer=self.timer)
 
 
@@ -167,7 +169,11 @@ def compress(
     end_to_end = compare(reference, runner.output)
     first, last = runner.records[0], runner.records[-1]
     gathers = [k.as_dict() for k in gather_report(compressed, tuple(example.shape[1:]))]
-    chosen = {d.layer: d.choice for d in tuner.decisions if d.kind == "conv"} if network is TUNED and tuner else {}
+    chosen = (
+        {d.layer: d.choice for d in tuner.decisions if d.kind is DecisionKind.CONV}
+        if network is TUNED and tuner
+        else {}
+    )
     for g in groups:
         learned = ConvRealisation(1 if network is DENSE else g["learned_groups"])
         g["groups_after"] = chosen.get(g["layer"], learned).groups_after
@@ -180,7 +186,7 @@ def compress(
             "merge_branches": options.merge_branches,
             "stack_blocks": options.stack_blocks,
             "tolerance": options.tolerance,
-            "tune": options.tune,
+            "tune": options.tune.value,
             "target": options.target.as_dict() if tuner is not None else None,
         },
         "network": network.label,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 import torch
@@ -27,10 +28,11 @@ from prunex.runtime.backends import (
     prepare,
 )
 from prunex.runtime.cases import Case
+from prunex.runtime.choices import Exporter, TuneMode, parse_choice
 from prunex.runtime.environment import environment
+from prunex.runtime.precision import Precision, parse_precision
 from prunex.runtime.timing import summarise, time_callable
 
-MODES = ("off", "cache", "full")
 NOISE_MARGIN = 0.03  # another realisation must be this much faster to replace the learned one
 Timer = Callable[[nn.Module, tuple[int, ...]], float]  # (module, input shape incl. batch) -> median ms
 
@@ -40,17 +42,18 @@ class TuneTarget:
     """Where the compiled network will run."""
 
     device: str = "cpu"
-    dtype: str = "fp32"
+    dtype: Precision = Precision.FP32  # fp32 or fp16 (a word is converted here)
     batch: int = 1
     channels_last: bool = False
     backend: Backend = Backend.EAGER  # every backend `prunex bench` times (a name is converted here)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backend", parse_backend(self.backend))
-        if self.dtype not in ("fp32", "fp16"):
-            raise ValueError(f"tuning dtype must be fp32 or fp16, got {self.dtype!r}")
+        object.__setattr__(self, "dtype", parse_precision(self.dtype))
+        if self.dtype not in (Precision.FP32, Precision.FP16):
+            raise ValueError(f"tuning dtype must be fp32 or fp16, got {self.dtype.value!r}")
         on_cuda = self.device.split(":")[0] == "cuda"
-        if self.dtype == "fp16" and not on_cuda:
+        if self.dtype is Precision.FP16 and not on_cuda:
             raise ValueError(f"--target-dtype fp16 tunes for a CUDA device (--target-device cuda), not {self.device}")
         if BACKENDS[self.backend].needs_cuda and not on_cuda:
             raise ValueError(f"--target-backend {self.backend.value} needs --target-device cuda, not {self.device}")
@@ -61,10 +64,10 @@ class TuneTarget:
 
     def describe(self) -> str:
         """``eager fp32 batch 1`` (`` NHWC`` when channels-last): the target part of a tuning cache key."""
-        return f"{self.backend.value} {self.dtype} batch {self.batch}{' NHWC' if self.channels_last else ''}"
+        return f"{self.backend.value} {self.dtype.value} batch {self.batch}{' NHWC' if self.channels_last else ''}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "backend": self.backend.value}
+        return {**asdict(self), "backend": self.backend.value, "dtype": self.dtype.value}
 
 
 def device_fingerprint(target: TuneTarget) -> str:
@@ -86,16 +89,27 @@ def device_fingerprint(target: TuneTarget) -> str:
 def measured_timer(target: TuneTarget, warmup: int = 5, iters: int = 20) -> Timer:
     """Median latency of a module on the target device / dtype / backend; ONNX Runtime and TensorRT time an
     ONNX export of the module (the TorchScript exporter: milliseconds per layer, the same graph)."""
-    device, dtype = torch.device(target.device), {"fp32": torch.float32, "fp16": torch.float16}[target.dtype]
+    device, dtype = (
+        torch.device(target.device),
+        {Precision.FP32: torch.float32, Precision.FP16: torch.float16}[target.dtype],
+    )
 
     def timer(module: nn.Module, shape: tuple[int, ...]) -> float:
         case = Case(module, tuple(shape[1:]), shape[0], dtype, device, target.channels_last)
-        with ExportCache("legacy") as exports:  # one per module: candidates are built and dropped one by one
+        with ExportCache(Exporter.LEGACY) as exports:  # one per module: candidates are built and dropped one by one
             run = prepare(target.backend, case, RunOptions(exports, max_batch=shape[0]))
             samples = time_callable(run, cuda=case.cuda, warmup=warmup, iters=iters)
         return summarise(samples, shape[0]).median_ms
 
     return timer
+
+
+class DecisionKind(StrEnum):
+    """What a decision chose the realisation of: one conv, a set of parallel branches, or the whole network."""
+
+    CONV = "conv"
+    BRANCHES = "branches"
+    NETWORK = "network"
 
 
 class Realisation(Protocol):
@@ -113,7 +127,7 @@ R = TypeVar("R", bound=Realisation)
 class Decision:
     """One choice: what was learned, what was chosen (by label) and the times it was chosen on."""
 
-    kind: str  # "conv" or "branches"
+    kind: DecisionKind
     layer: str
     learned: str  # e.g. "32 groups" or "4 branches"
     chosen: str
@@ -122,17 +136,23 @@ class Decision:
     choice: Realisation | None = field(default=None, repr=False, compare=False)  # ``chosen`` as the typed value
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "choice"}
+        return {**{k: v for k, v in asdict(self).items() if k != "choice"}, "kind": self.kind.value}
 
 
 class Tuner:
     """Chooses among candidate realisations by measured time, through the cache."""
 
     def __init__(
-        self, target: TuneTarget, *, mode: str = "cache", cache: TuningCache | None = None, timer: Timer | None = None
+        self,
+        target: TuneTarget,
+        *,
+        mode: TuneMode | str = TuneMode.CACHE,
+        cache: TuningCache | None = None,
+        timer: Timer | None = None,
     ) -> None:
-        if mode not in ("cache", "full"):
-            raise ValueError(f"a tuner measures in mode 'cache' or 'full', got {mode!r}")
+        mode = parse_choice(TuneMode, mode, "tune mode")
+        if mode is TuneMode.OFF:
+            raise ValueError("a tuner measures (tune mode cache or full); tune mode off has none")
         self.target, self.mode = target, mode
         self.cache = cache if cache is not None else TuningCache()
         self.timer = timer or measured_timer(target)
@@ -141,7 +161,7 @@ class Tuner:
 
     def choose(
         self,
-        kind: str,
+        kind: DecisionKind,
         layer: str,
         learned: str,
         signature: str,
@@ -156,7 +176,7 @@ class Tuner:
         """
         by_label = {c.label: c for c in candidates}
         key = TuningCache.key(self.fingerprint, self.target.describe(), signature)
-        cached = self.cache.get(key) if self.mode == "cache" else None
+        cached = self.cache.get(key) if self.mode is TuneMode.CACHE else None
         if cached is not None and set(cached) == set(by_label):
             times, hit = cached, True
         else:

@@ -14,23 +14,14 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import torch
 
 from prunex.runtime.cases import BackendUnavailable, Case, prepare_compile, prepare_cuda_graphs, prepare_eager
-from prunex.runtime.choices import choice_names, parse_choice
+from prunex.runtime.choices import Backend, Exporter, choice_names, parse_choice
 from prunex.runtime.compile_mode import CompileMode
 from prunex.runtime.precision import Precision, parse_precision
-
-
-class Backend(Enum):
-    EAGER = "eager"
-    CUDA_GRAPHS = "cuda-graphs"
-    COMPILE = "compile"
-    ONNXRUNTIME = "onnxruntime"
-    TENSORRT = "tensorrt"
 
 
 def backend_names() -> list[str]:
@@ -48,10 +39,10 @@ class ExportCache:
     writes) or ``legacy`` (TorchScript: the same ONNX graph for a single layer, in milliseconds instead of
     seconds, which is what tuning many small candidates needs)."""
 
-    def __init__(self, exporter: str = "dynamo") -> None:
+    def __init__(self, exporter: Exporter | str = Exporter.DYNAMO) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="prunex-onnx-")
         self.dir = Path(self._tmp.name)
-        self.exporter = exporter
+        self.exporter = parse_choice(Exporter, exporter, "exporter")
         self.paths: dict[tuple[int, torch.dtype, Precision], Path] = {}
 
     def __enter__(self) -> ExportCache:

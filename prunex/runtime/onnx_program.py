@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from prunex.artifacts.errors import InputError
+from prunex.runtime.choices import Exporter, parse_choice
 
-EXPORTERS = ("dynamo", "legacy")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 DEFAULT_OPSET = 18
 
@@ -31,14 +31,16 @@ def export_onnx(
     example: torch.Tensor,
     path: str | Path,
     *,
-    exporter: str = "dynamo",
+    exporter: Exporter | str = Exporter.DYNAMO,
     opset: int = DEFAULT_OPSET,
     dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Export ``module`` for inputs shaped like ``example`` (any batch size), check it, return the path."""
-    if exporter not in EXPORTERS:
-        raise ExportError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
-    if opset < 18 and exporter == "dynamo":
+    try:
+        exporter = parse_choice(Exporter, exporter, "exporter")
+    except ValueError as err:
+        raise ExportError(str(err)) from None
+    if opset < 18 and exporter is Exporter.DYNAMO:
         raise ExportError(f"the dynamo exporter needs opset >= 18, got {opset}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +51,7 @@ def export_onnx(
     if example.shape[0] == 1:  # torch.export specialises a size-1 dimension: trace the batch at 2, export any batch
         example = example.repeat(2, *[1] * (example.dim() - 1))
     try:
-        if exporter == "dynamo":
+        if exporter is Exporter.DYNAMO:
             batch = torch.export.Dim("batch", min=1, max=4096)
             program = torch.onnx.export(
                 module,

@@ -1,24 +1,37 @@
-"""Training: the papers' schedules (phases, gate learning, DGConv's resource constraint), checkpoints, DDP."""
+"""Training: the papers' schedules (phases, gate learning, DGConv's resource constraint), checkpoints, DDP.
 
-from prunex.artifacts.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from prunex.models.from_checkpoint import build_model, model_from_checkpoint
-from prunex.train.config import ConfigError, Phase, TrainConfig
-from prunex.train.loop import SimulatedKill, Trainer, train
-from prunex.train.recipes import build_config
-from prunex.train.result import TrainResult
+The names below are imported when first used, so that the torch-free vocabulary (``prunex.train.choices``, read by
+``prunex train --help``) does not import torch.
+"""
 
-__all__ = [
-    "CheckpointError",
-    "ConfigError",
-    "Phase",
-    "SimulatedKill",
-    "TrainConfig",
-    "TrainResult",
-    "Trainer",
-    "build_config",
-    "build_model",
-    "load_checkpoint",
-    "model_from_checkpoint",
-    "save_checkpoint",
-    "train",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "CheckpointError": "prunex.artifacts.checkpoint",
+    "load_checkpoint": "prunex.artifacts.checkpoint",
+    "save_checkpoint": "prunex.artifacts.checkpoint",
+    "build_model": "prunex.models.from_checkpoint",
+    "model_from_checkpoint": "prunex.models.from_checkpoint",
+    "Recipe": "prunex.train.choices",
+    "Schedule": "prunex.train.choices",
+    "ConfigError": "prunex.train.config",
+    "Phase": "prunex.train.config",
+    "TrainConfig": "prunex.train.config",
+    "SimulatedKill": "prunex.train.loop",
+    "Trainer": "prunex.train.loop",
+    "train": "prunex.train.loop",
+    "build_config": "prunex.train.recipes",
+    "TrainResult": "prunex.train.result",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'prunex.train' has no attribute {name!r}")
+
+
+__all__ = sorted(_HOMES)

@@ -13,8 +13,8 @@ from typing import Any
 
 from prunex.artifacts.errors import InputError
 from prunex.data.types import ImagePipeline, Normalisation
-
-SCHEDULES = ("constant", "step", "cosine")
+from prunex.runtime.choices import parse_option
+from prunex.train.choices import Recipe, Schedule
 
 
 class ConfigError(InputError):
@@ -35,15 +35,16 @@ class Phase:
     lr: float
     gate_lr: float = 0.0
     freeze_connectivity: bool = False
-    schedule: str = "constant"
+    schedule: Schedule = Schedule.CONSTANT  # a word is converted here
     milestones: tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
             raise ConfigError(f"phase {self.name!r}: epochs must be >= 1, got {self.epochs}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"phase {self.name!r}: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        object.__setattr__(
+            self, "schedule", parse_option(Schedule, self.schedule, f"phase {self.name!r}: schedule", ConfigError)
+        )
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (self.lr, self.gate_lr)):
             raise ConfigError(f"phase {self.name!r}: learning rates must be numbers")
         if self.lr < 0 or self.gate_lr < 0:
@@ -59,7 +60,7 @@ class TrainConfig:
     image_size: int | None = None
     pipeline: str | None = None  # image folders: "imagenet" (default) or "mini-imagenet" (an ImagePipeline value)
     normalisation: str | None = None  # "channel" or "pixel-mean" (a Normalisation value); None: the dataset's own
-    recipe: str = "auto"
+    recipe: Recipe = Recipe.AUTO  # a word is converted here
     phases: tuple[Phase, ...] = ()
     epochs: int | None = None  # when set, the recipe's phases are rescaled to this many epochs in total
     batch_size: int = 64
@@ -108,6 +109,7 @@ class TrainConfig:
             value, allowed = getattr(self, name), [c.value for c in choices]
             if value is not None and value not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        object.__setattr__(self, "recipe", parse_option(Recipe, self.recipe, "--recipe", ConfigError))
         if self.pipeline is not None and self.dataset != "imagefolder":
             raise ConfigError(f"--pipeline chooses an image folder's pipeline; {self.dataset} has its own")
 
@@ -116,8 +118,9 @@ class TrainConfig:
         return sum(p.epochs for p in self.phases)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["phases"] = [asdict(p) for p in self.phases]
+        """Plain values only (a checkpoint is read with ``weights_only``): each choice as its word."""
+        d = {**asdict(self), "recipe": self.recipe.value}
+        d["phases"] = [{**asdict(p), "schedule": p.schedule.value} for p in self.phases]
         return d
 
     @classmethod

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from prunex.nn.branch_parallel import BranchGroup
+from prunex.runtime.devices import pick_device
 from prunex.train.config import ConfigError
 
 
@@ -45,18 +46,6 @@ class DistContext:
     @property
     def data_parallel(self) -> bool:
         return self.data_size > 1
-
-
-def pick_device(preference: str, local_rank: int = 0) -> torch.device:
-    if preference == "auto":
-        preference = "cuda" if torch.cuda.is_available() else "cpu"
-    if preference.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for but no CUDA device is available")
-        return torch.device("cuda", local_rank) if preference == "cuda" else torch.device(preference)
-    if preference != "cpu":
-        raise ConfigError(f"device must be auto, cpu or cuda[:N], got {preference!r}")
-    return torch.device("cpu")
 
 
 def check_branch_parallel(branch_parallel: int, world: int) -> None:

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from prunex.data.types import ImagePipeline, Normalisation
+from prunex.runtime.choices import parse_option
+from prunex.train.choices import Recipe, Schedule
 from prunex.train.config import ConfigError, Phase, TrainConfig, read_config_file, rescale_phases
 
-RECIPES = ("auto", "quick", "paper")
 PAPER_DATASETS = ("cifar10", "cifar100", "imagefolder")
 QUICK_LR = 0.05  # 0.1 with batch 64 is unstable on the 1,437 digits images
 RESNEXT_QUICK_LR = 0.02  # see quick_recipe
@@ -89,7 +90,7 @@ def paper_recipe(model: str, dataset: str, learns_groups: bool = False, pipeline
                     epochs,
                     0.2 if imagenet else 0.1,
                     gate_lr=0.2 if imagenet else 0.1,
-                    schedule="cosine",
+                    schedule=Schedule.COSINE,
                 ),
             ),
             batch_size=512 if imagenet else 128,
@@ -100,7 +101,7 @@ def paper_recipe(model: str, dataset: str, learns_groups: bool = False, pipeline
         )
     if fam == "multiresnet" and imagenet:  # §V-C: 90 epochs, LR ÷10 every 30, the CIFAR hyper-parameters otherwise
         return dict(
-            phases=(Phase("train", 90, 0.1, schedule="step", milestones=(1 / 3, 2 / 3)),),
+            phases=(Phase("train", 90, 0.1, schedule=Schedule.STEP, milestones=(1 / 3, 2 / 3)),),
             batch_size=256,
             weight_decay=1e-4,
             nesterov=False,
@@ -109,7 +110,7 @@ def paper_recipe(model: str, dataset: str, learns_groups: bool = False, pipeline
         # NOTE: the paper gives 200 epochs, weight decay 1e-4, momentum 0.9 and no schedule; the authors' public code
         # divides the LR by 10 at epochs 81 and 122 with Nesterov momentum, so that is the paper recipe here.
         return dict(
-            phases=(Phase("train", 200, 0.1, schedule="step", milestones=(81 / 200, 122 / 200)),),
+            phases=(Phase("train", 200, 0.1, schedule=Schedule.STEP, milestones=(81 / 200, 122 / 200)),),
             batch_size=128,
             weight_decay=1e-4,
             nesterov=True,
@@ -118,14 +119,14 @@ def paper_recipe(model: str, dataset: str, learns_groups: bool = False, pipeline
         # NOTE: §4 trains ImageNet "with the same preprocessing methods and hyperparameters" as its baselines and
         # follows [11, 20] (fb.resnet.torch, DenseNet): 90 epochs, LR 0.1 ÷10 every 30, batch 256, Nesterov.
         return dict(
-            phases=(Phase("train", 90, 0.1, schedule="step", milestones=(1 / 3, 2 / 3)),),
+            phases=(Phase("train", 90, 0.1, schedule=Schedule.STEP, milestones=(1 / 3, 2 / 3)),),
             batch_size=256,
             weight_decay=1e-4,
             nesterov=True,
         )
     if fam == "sparsenet":
         return dict(
-            phases=(Phase("train", 300, 0.1, schedule="step", milestones=(0.5, 0.75)),),
+            phases=(Phase("train", 300, 0.1, schedule=Schedule.STEP, milestones=(0.5, 0.75)),),
             batch_size=64,
             weight_decay=1e-4,
             nesterov=True,
@@ -145,7 +146,7 @@ def quick_recipe(model: str, dataset: str, learns_groups: bool = False, pipeline
     if fam == "dgconv":
         return dict(
             phases=(
-                Phase("learn-groups", 12, QUICK_LR, gate_lr=QUICK_LR, schedule="cosine"),
+                Phase("learn-groups", 12, QUICK_LR, gate_lr=QUICK_LR, schedule=Schedule.COSINE),
                 Phase("fine-tune", 4, QUICK_LR / 10),
             ),
             batch_size=64,
@@ -155,19 +156,18 @@ def quick_recipe(model: str, dataset: str, learns_groups: bool = False, pipeline
             # α = −0.5 for all three, each keeping more connections under the looser budget.
             alpha=-0.5,
         )
-    return dict(phases=(Phase("train", 15, QUICK_LR, schedule="cosine"),), batch_size=64)
+    return dict(phases=(Phase("train", 15, QUICK_LR, schedule=Schedule.COSINE),), batch_size=64)
 
 
 def recipe_defaults(
-    recipe: str, model: str, dataset: str, learns_groups: bool = False, pipeline: str | None = None
+    recipe: Recipe | str, model: str, dataset: str, learns_groups: bool = False, pipeline: str | None = None
 ) -> dict[str, Any]:
     """Config fields a recipe sets; ``auto`` is ``paper`` on CIFAR / image folders and ``quick`` elsewhere. An image
     folder's recipe follows its pipeline (ImageNet or Mini-ImageNet)."""
-    if recipe not in RECIPES:
-        raise ConfigError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    if recipe == "auto":
-        recipe = "paper" if dataset in PAPER_DATASETS else "quick"
-    pick = paper_recipe if recipe == "paper" else quick_recipe
+    recipe = parse_option(Recipe, recipe, "--recipe", ConfigError)
+    if recipe is Recipe.AUTO:
+        recipe = Recipe.PAPER if dataset in PAPER_DATASETS else Recipe.QUICK
+    pick = paper_recipe if recipe is Recipe.PAPER else quick_recipe
     return pick(model, dataset, learns_groups, pipeline)
 
 
@@ -234,7 +234,7 @@ def build_config(options: dict[str, Any], config_file: str | None = None) -> Tra
     dataset = explicit.get("dataset", TrainConfig.dataset)
     pipeline = explicit.get("pipeline")
     fields = recipe_defaults(
-        explicit.get("recipe", "auto"), model, dataset, bool(explicit.get("learn_groups")), pipeline
+        explicit.get("recipe", Recipe.AUTO), model, dataset, bool(explicit.get("learn_groups")), pipeline
     )
     if pipeline == ImagePipeline.MINI_IMAGENET.value and model in MINI_IMAGENET_STEM:
         explicit["model_kwargs"] = {"stem_pool": True, **explicit.get("model_kwargs", {})}

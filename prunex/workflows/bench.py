@@ -25,6 +25,7 @@ from prunex.inspection import draw_pictures
 from prunex.models.references import AUTO, build_reference, choose_reference
 from prunex.runtime.backends import backend_names, unavailable_reason
 from prunex.runtime.cases import CompileMode
+from prunex.runtime.devices import pick_device
 
 
 @dataclass
@@ -93,8 +94,6 @@ def prepare_bench(
     ``out`` defaults to the first free ``bench``, ``bench-2``, …; a given ``out`` holding an earlier benchmark is
     replaced only with ``force`` (and only once the new one has measured something), one holding other files never.
     A grid in which nothing can run on this device (fp16 on the CPU, say) is refused before any work."""
-    from prunex.train.distributed import pick_device
-
     dev = pick_device(device)
     known = backend_names()
     backends = known if backends is None else list(backends)

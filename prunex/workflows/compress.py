@@ -31,7 +31,9 @@ from prunex.models.references import default_reference, reference_cost
 from prunex.passes import CompressOptions, PassVerificationError, default_passes
 from prunex.passes import compress as compile_model
 from prunex.passes.runner import PassRecord
-from prunex.passes.tuning import MODES, TuneTarget
+from prunex.passes.tuning import TuneTarget
+from prunex.runtime.choices import TuneMode, parse_option
+from prunex.runtime.devices import pick_device
 
 
 def calibration_inputs(ckpt: dict[str, Any], n: int) -> tuple[torch.Tensor, str]:
@@ -94,7 +96,7 @@ class CompressJob:
     def steps(self) -> int:
         """Passes the run goes through (freeze and the realisation choice included), for a progress bar."""
         passes = default_passes(self.options, example_shape=tuple(self.calibration.shape[1:]))
-        return len(passes) + 1 + (self.options.tune != "off")
+        return len(passes) + 1 + (self.options.tune is not TuneMode.OFF)
 
     def run(self, on_pass: Callable[[PassRecord], None] | None = None) -> CompressResult:
         with atomic_directory(self.out, replace=True) as tmp:
@@ -144,20 +146,17 @@ def prepare_compress(
     merge: bool = True,
     tolerance: float = 1e-4,
     calibration: int = 32,
-    tune: str = "off",
+    tune: TuneMode | str = TuneMode.OFF,
     target: TuneTarget | None = None,
     tuning_cache: str | Path | None = None,
     plots: bool = False,
 ) -> CompressJob:
     """Check every option and the output directory (default ``RUN/compressed``) before any work, load the model."""
-    from prunex.train.distributed import pick_device
-
-    if tune not in MODES:
-        raise InputError(f"--tune must be one of {', '.join(MODES)}, got {tune!r}")
+    tune = parse_option(TuneMode, tune, "--tune")
     if tolerance < 0 or calibration < 1:
         raise InputError(f"tolerance must be >= 0 and calibration >= 1, got {tolerance} and {calibration}")
     target = target or TuneTarget()
-    if tune != "off":
+    if tune is not TuneMode.OFF:
         pick_device(target.device)  # a missing CUDA device is reported before any work
         check_tuning_cache(tuning_cache)  # a path that is not a prunex tuning cache is refused, never moved
     checkpoint = Path(checkpoint)

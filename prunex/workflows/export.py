@@ -27,9 +27,10 @@ from prunex.exporters.int8 import Int8Export, Int8Model, Int8Settings, int8_data
 from prunex.exporters.int8_validation import Int8Thresholds, Int8Validation
 from prunex.exporters.sources import LoadedModel, load_model, source_files
 from prunex.exporters.validate import ValidationReport
+from prunex.runtime.choices import Exporter, TuneMode, parse_option
 from prunex.runtime.int8_observer import Observer
 from prunex.runtime.onnx_int8 import MIN_OPSET
-from prunex.runtime.onnx_program import DEFAULT_OPSET, EXPORTERS, newest_opset
+from prunex.runtime.onnx_program import DEFAULT_OPSET, newest_opset
 from prunex.runtime.precision import Precision, parse_precision
 from prunex.runtime.tensorrt_engine import EngineSpec, require_tensorrt
 
@@ -68,7 +69,7 @@ class ExportJob:
     model: LoadedModel
     onnx: Path | None
     trt: Path | None
-    exporter: str
+    exporter: Exporter
     opset: int
     engine: tuple[int, int, int, int]  # TensorRT: min / opt / max batch, workspace bytes
     precision: Precision = Precision.FP32
@@ -87,7 +88,7 @@ class ExportJob:
                 yield publish(self.trt, lambda out: self._engine(out, quantized), "engine")
 
     def _onnx(self, out: Path, quantized: Int8Model | None):
-        common = {"model": str(self.source), "exporter": self.exporter}
+        common = {"model": str(self.source), "exporter": self.exporter.value}
         if quantized is not None:
             shutil.copyfile(quantized.path, out)
             report = validate_onnx_int8(self.model, out, self.int8.data, self.int8.settings)
@@ -109,7 +110,7 @@ def prepare_export(
     *,
     onnx: str | Path | None = None,
     trt: str | Path | None = None,
-    exporter: str = "dynamo",
+    exporter: Exporter | str = Exporter.DYNAMO,
     opset: int = DEFAULT_OPSET,
     precision: Precision | str = Precision.FP32,
     fp16: bool = False,
@@ -123,7 +124,7 @@ def prepare_export(
     observer: Observer | str = Observer.MINMAX,
     min_agreement: float = 0.99,
     max_accuracy_drop: float = 0.5,
-    tune: str = "off",
+    tune: TuneMode | str = TuneMode.OFF,
     target_batch: int = 32,
 ) -> ExportJob:
     """Check every option, both outputs, TensorRT and (for INT8) the run's data before any work, then load the
@@ -139,6 +140,7 @@ def prepare_export(
     if onnx is None and trt is None:
         raise InputError("give --onnx PATH, --trt PATH or both")
     precision = _precision(precision, fp16)
+    exporter = parse_option(Exporter, exporter, "--exporter")
     _check_options(exporter, opset, precision, (min_batch, opt_batch, max_batch, workspace_gb))
     settings = _int8_settings(
         precision, calibration, validation, observer, (min_agreement, max_accuracy_drop), tune, target_batch
@@ -167,10 +169,8 @@ def _precision(precision: Precision | str, fp16: bool) -> Precision:
     return Precision.FP16 if fp16 else chosen
 
 
-def _check_options(exporter: str, opset: int, precision: Precision, engine: tuple[int, int, int, float]) -> None:
-    if exporter not in EXPORTERS:
-        raise InputError(f"--exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
-    lowest = DEFAULT_OPSET if exporter == "dynamo" else 9
+def _check_options(exporter: Exporter, opset: int, precision: Precision, engine: tuple[int, int, int, float]) -> None:
+    lowest = DEFAULT_OPSET if exporter is Exporter.DYNAMO else 9
     if not lowest <= opset <= newest_opset():
         raise InputError(f"--opset {opset}: the {exporter} exporter writes opsets {lowest} to {newest_opset()} here")
     if precision is Precision.INT8 and opset < MIN_OPSET:
@@ -187,16 +187,12 @@ def _int8_settings(precision, calibration, validation, observer, thresholds, tun
     """The INT8 settings (None unless int8), every value checked."""
     if precision is not Precision.INT8:
         return None
-    if tune not in ("off", "full"):
-        raise InputError(f"--tune for an int8 export is off or full, got {tune!r}")
-    try:
-        observer = Observer(observer)
-    except ValueError:
-        raise InputError(
-            f"--observer must be one of {', '.join(o.value for o in Observer)}, got {observer!r}"
-        ) from None
+    tune = parse_option(TuneMode, tune, "--tune")
+    if tune is TuneMode.CACHE:
+        raise InputError(f"--tune for an int8 export is off or full, got {tune.value!r}")
+    observer = parse_option(Observer, observer, "--observer")
     try:
         limits = Int8Thresholds(*thresholds)
     except ValueError as err:
         raise InputError(f"--min-agreement / --max-accuracy-drop: {err}") from None
-    return Int8Settings(calibration, validation, observer, limits, tune == "full", target_batch)
+    return Int8Settings(calibration, validation, observer, limits, tune is TuneMode.FULL, target_batch)

@@ -126,6 +126,26 @@ def test_resnext_trains_batched_exactly_as_branch_by_branch(channels_last):
     _compare(model, reference, _without_batching(module, "can_batch_bottlenecks"), channels_last)
 
 
+def test_a_resnext_retrained_from_learned_groups_trains_batched_exactly_as_branch_by_branch():
+    """``--structure-from``: each branch conv has the group count its DGConv learned, and they differ."""
+    import prunex.models.resnext_cifar as module
+    from prunex.models.learn_groups import learn_groups
+    from prunex.models.structure import apply_structure
+
+    model, _ = _pair("resnext_cifar")
+    learn_groups(model, "stages.*.branches.*.conv2")
+    names = [n for n, m in model.named_modules() if n.endswith("conv2")]
+    apply_structure(model, {n: (2, 4)[i % 2] if i > 1 else 2 for i, n in enumerate(names)})
+    reference = copy.deepcopy(model)
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    y, expected = model(x), _without_batching(module, "can_batch_bottlenecks")(reference, x)
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    y.square().sum().backward()
+    expected.square().sum().backward()
+    grads = [torch.cat([p.grad.flatten() for p in m.parameters()]) for m in (model, reference)]
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-5 * float(grads[1].abs().max()))
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("block", ["basic", "bottleneck"])
 def test_multiresnet_trains_batched_exactly_as_function_by_function(block, channels_last):
