@@ -24,8 +24,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from prunex.benchmarking.branch_parallel import StepSettings, paper_layouts, simulate_branch_rank, time_layout
 from prunex.runtime.environment import environment
+from prunex.train.branch_parallel_cost import StepSettings, paper_layouts, simulate_branch_rank, time_layout
 
 RESULTS = Path(__file__).parent / "results"
 

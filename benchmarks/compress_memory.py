@@ -62,7 +62,7 @@ def measure(mode: str, name: str, batch: int) -> dict:
         from prunex.passes import compress
 
         _, report = compress(model, x[:1], calibration=x)
-        extra = {"end_to_end_max_rel_err": report["totals"]["end_to_end_max_rel_err"]}
+        extra = {"end_to_end_max_rel_err": report.totals.end_to_end_max_rel_err}
     seconds = time.perf_counter() - tic
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"mode": mode, "model_mb": round(built), "peak_mb": round(peak), "seconds": round(seconds, 1), **extra}

@@ -18,10 +18,10 @@ for model in g_resnext multiresnet maskconnect; do
   cp "$out/bench-$model/bench.json" "benchmarks/results/cpu_lowering_${model}.json"
 done
 python - "$out" <<'PY'
-import json, sys
+from prunex.artifacts.bench_report import read_bench
 for model in ("g_resnext", "multiresnet", "maskconnect"):
-    data = json.load(open(f"benchmarks/results/cpu_lowering_{model}.json"))
-    rows = {(r["kind"], r["batch"]): r["median_ms"] for r in data["results"] if r["status"] == "ok"}
+    bench = read_bench(f"benchmarks/results/cpu_lowering_{model}.json")
+    rows = {(r.kind, r.batch): r.median_ms for r in bench.measured}
     for b in (1, 32):
         cells = "  ".join(f"{k} {rows[(k, b)]:.3f}" for k in
                           ("gated", "compressed", "compressed-tuned-b1", "compressed-tuned-b32") if (k, b) in rows)

@@ -12,7 +12,10 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
+
+from prunex.artifacts.compression_report import read_report
 
 RUNS = {  # run directory name: (label, `prunex train` arguments)
     "maskconnect-k4": ("MaskConnect {20,4,8}, K=4 (the default: shared projection)", []),
@@ -63,9 +66,8 @@ def main() -> None:
         if not (run / "checkpoint.pt").exists():
             prunex("train", *train_args, "--out", str(run), "--quiet")
         prunex("compress", str(run), "--force")
-        report = json.loads((run / "compressed" / "report.json").read_text())
+        report = read_report(run / "compressed" / "report.json")
         metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-        t = report["totals"]
         rows.append(
             {
                 "model": label,
@@ -73,9 +75,9 @@ def main() -> None:
                 "compress_command": f"prunex compress {run}",
                 "test_acc": metrics[-1]["test_acc"],
                 "train_seconds": round(sum(m["seconds"] for m in metrics), 1),
-                **t,
-                "blocks_removed": report["blocks_removed"],
-                "groups": [g["learned_groups"] for g in report["groups"]],
+                **asdict(report.totals),
+                "blocks_removed": report.blocks_removed,
+                "groups": [g.learned_groups for g in report.groups],
             }
         )
         print(f"done: {label}", file=sys.stderr)

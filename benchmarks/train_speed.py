@@ -4,7 +4,7 @@
     python benchmarks/train_speed.py                  # a GPU: the papers' batch sizes, bf16 autocast, channels-last
     python benchmarks/train_speed.py --compile        # also the step under torch.compile
 
-Prints a table and writes benchmarks/results/train_speed_<device>.json (see prunex.benchmarking.training for what is
+Prints a table and writes benchmarks/results/train_speed_<device>.json (see prunex.train.step_cost for what is
 measured). Read the ratios: gated and twin are measured in the same process, one after the other.
 """
 
@@ -14,16 +14,82 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
+from torch import nn
 
-from prunex.benchmarking.training import PAPER_CASES, StepSettings, compare_case, loader_throughput, quick_cases
+from prunex.models import create_model
+from prunex.passes.pipeline import CompressOptions, compress
 from prunex.runtime.environment import environment
+from prunex.train.step_cost import StepSettings, TrainingCase, compare_case, dense_twin, loader_throughput
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def compressed_twin(model: nn.Module, image_size: int, in_chans: int = 3) -> nn.Module:
+    """The plain network ``prunex compress`` makes of ``model`` (BatchNorm kept), with trainable parameters."""
+    example = torch.randn(2, in_chans, image_size, image_size)
+    compressed, _ = compress(model, example, options=CompressOptions(fold_bn=False))
+    for p in compressed.parameters():
+        p.requires_grad_(True)
+    return compressed
+
+
+def _resnext_twin(case: TrainingCase) -> nn.Module:
+    kw = {k: v for k, v in case.kwargs.items() if k not in ("fan_in", "connectivity", "seed")}
+    return create_model("resnext_cifar", num_classes=case.num_classes, **kw)
+
+
+def _dense_twin(case: TrainingCase) -> nn.Module:
+    return dense_twin(case.build())
+
+
+def _compressed_twin(case: TrainingCase) -> nn.Module:
+    return compressed_twin(case.build(), case.image_size)
+
+
+# The papers' configurations at their training batch sizes (GPU); ``quick_cases`` shrinks them for a CPU.
+PAPER_CASES = (
+    TrainingCase(
+        "g_resnext50", "g_resnext50", {}, "same network, dense nn.Conv2d 3×3", _dense_twin, 64, 224, 1000, 32.0
+    ),
+    TrainingCase(
+        "maskconnect_29_64_8",
+        "maskconnect_cifar",
+        {"depth": 29, "bottleneck_width": 64, "cardinality": 8, "fan_in": 4},
+        "ResNeXt {29, 64, 8}",
+        _resnext_twin,
+        128,
+        32,
+    ),
+    TrainingCase(
+        "multiresnet_14_10",
+        "multiresnet_cifar",
+        {"depth": 14, "k": 10},
+        "its compressed network",
+        _compressed_twin,
+        128,
+        32,
+    ),
+    TrainingCase(
+        "sparsenet_100_24", "sparsenet_cifar", {"depth": 100, "growth": 24}, "compressed", _compressed_twin, 64, 32
+    ),
+)
+
+QUICK = {"g_resnext50": (8, 64, 10), "maskconnect_29_64_8": (8, 32, 10), "multiresnet_14_10": (8, 32, 10)}
+
+
+def quick_cases() -> tuple[TrainingCase, ...]:
+    """The cases at CPU sizes (same networks, small batches and images); SparseNet-100 is left out for time."""
+    return tuple(
+        replace(c, batch_size=QUICK[c.name][0], image_size=QUICK[c.name][1], num_classes=QUICK[c.name][2])
+        for c in PAPER_CASES
+        if c.name in QUICK
+    )
 
 
 def _loaders(device: torch.device, quick: bool) -> dict[str, float]:

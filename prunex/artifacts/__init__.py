@@ -4,6 +4,7 @@ from prunex.artifacts.errors import InputError, NotEquivalentError, PrunexError
 from prunex.artifacts.layout import RunDirectory
 from prunex.artifacts.outputs import (
     atomic_directory,
+    atomic_file,
     atomic_write_bytes,
     atomic_write_text,
     check_replaceable,
@@ -21,6 +22,7 @@ __all__ = [
     "RunLock",
     "RunLockedError",
     "atomic_directory",
+    "atomic_file",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_replaceable",

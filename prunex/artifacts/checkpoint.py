@@ -8,7 +8,6 @@ A checkpoint is a dict ``{"format": "prunex.checkpoint", "version", "spec": {"na
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 import torch
 
 from prunex.artifacts.errors import InputError
+from prunex.artifacts.layout import checkpoint_file
+from prunex.artifacts.outputs import atomic_file
 
 FORMAT, VERSION = "prunex.checkpoint", 1
 
@@ -26,27 +27,14 @@ class CheckpointError(InputError):
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically: a kill mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_file(Path(path)) as pending, open(pending.path, "wb") as f:
         torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and validate a checkpoint (never executes pickled code)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
+    path = checkpoint_file(Path(path))
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import fx, nn
 
+from prunex.artifacts import layout as files
 from prunex.artifacts.errors import InputError
 
 FORMAT, VERSION = "prunex.compressed", 1
@@ -145,9 +146,9 @@ def save_compressed(gm: fx.GraphModule, directory: str | Path, metadata: dict[st
     tensors = {k: v.detach().contiguous().cpu() for k, v in gm.state_dict().items()}
     tensors.update({f"constant:{k}": v.detach().contiguous().cpu() for k, v in constants.items() if k not in tensors})
     directory.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(directory / "model.safetensors"))
+    save_file(tensors, str(directory / files.MODEL_WEIGHTS))
     spec = {"format": FORMAT, "version": VERSION, **metadata, "modules": modules, "graph": graph}
-    (directory / "model.json").write_text(json.dumps(spec, indent=1) + "\n")
+    (directory / files.MODEL_SPEC).write_text(json.dumps(spec, indent=1) + "\n")
 
 
 def getattr_path(root: nn.Module, path: str):
@@ -160,7 +161,7 @@ def getattr_path(root: nn.Module, path: str):
 def load_compressed(directory: str | Path) -> fx.GraphModule:
     """Rebuild the compressed network (eval mode) from ``directory``; needs only torch and safetensors."""
     directory = Path(directory)
-    spec_path, weights_path = directory / "model.json", directory / "model.safetensors"
+    spec_path, weights_path = directory / files.MODEL_SPEC, directory / files.MODEL_WEIGHTS
     if not spec_path.is_file() or not weights_path.is_file():
         raise SerializationError(f"{directory} is not a compressed model (needs model.json and model.safetensors)")
     try:
@@ -228,7 +229,7 @@ def _is_size(d: Any) -> bool:
 def read_metadata(directory: str | Path) -> dict[str, Any]:
     """What ``model.json`` says about the model besides its graph (source, input shape, dataset, totals), checked:
     a field of the wrong type, or an ``input_shape`` that is not [N, C, H, W] of positive sizes, is a damaged file."""
-    spec_path = Path(directory) / "model.json"
+    spec_path = Path(directory) / files.MODEL_SPEC
     spec = _read_spec(spec_path)
     meta = {k: v for k, v in spec.items() if k not in ("modules", "graph")}
     for key, kind in (("source", dict), ("dataset", (dict, type(None))), ("input_shape", list), ("totals", dict)):

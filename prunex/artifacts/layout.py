@@ -75,5 +75,11 @@ class RunDirectory:
         return self.path / INSPECT
 
 
+def checkpoint_file(checkpoint_or_dir: Path) -> Path:
+    """The checkpoint a user names: a run directory's ``checkpoint.pt``, or the file itself."""
+    p = Path(checkpoint_or_dir)
+    return p / CHECKPOINT if p.is_dir() else p
+
+
 def is_compressed_dir(path: Path) -> bool:
     return (Path(path) / MODEL_SPEC).is_file()

@@ -38,24 +38,43 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary sibling renamed over it (never a half-written file)."""
-    path = Path(path)
-    check_writable_parent(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+class PendingFile:
+    """A file being written: ``path`` is a temporary sibling of ``destination``, which it replaces when complete
+    (``destination`` may be changed before then, to any path in the same directory)."""
+
+    def __init__(self, path: Path, destination: Path) -> None:
+        self.path, self.destination = path, destination
+
+
+@contextmanager
+def atomic_file(destination: Path) -> Iterator[PendingFile]:
+    """Write a file whole or not at all: yields a :class:`PendingFile` whose temporary ``path`` (same directory and
+    suffix as ``destination``) is flushed to disk and renamed over ``destination`` when the block ends; an error or
+    an interruption removes it and leaves ``destination`` as it was."""
+    destination = Path(destination)
+    check_writable_parent(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{destination.stem}.", suffix=f".tmp{destination.suffix}", dir=destination.parent
+    )
+    os.close(fd)
+    pending = PendingFile(Path(tmp), destination)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield pending
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
+        os.replace(tmp, pending.destination)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    _fsync_dir(pending.destination.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary sibling renamed over it (never a half-written file)."""
+    with atomic_file(path) as pending:
+        pending.path.write_bytes(data)
+    return Path(path)
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

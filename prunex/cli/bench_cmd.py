@@ -85,6 +85,7 @@ def bench(
     """
     import torch
 
+    from prunex.artifacts import layout as files
     from prunex.workflows.bench import prepare_bench
 
     console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width
@@ -109,4 +110,4 @@ def bench(
         console.print(f"benchmarking {len(job.models)} model(s) on {job.settings.device} with {threads} threads")
         done = job.run(on_row=lambda row: print_bench_row(console, row))
         print_bench(console, done.result, done.warnings)
-        console.print(f"wrote {done.out / 'bench.json'}" + (f" and {done.plot}" if done.plot else ""))
+        console.print(f"wrote {done.out / files.BENCH_JSON}" + (f" and {done.plot}" if done.plot else ""))

@@ -85,6 +85,7 @@ def compress(
     Nothing is written until the whole compilation has succeeded: a failed or interrupted run leaves OUT as it
     was, and --force replaces an earlier compressed model only then.
     """
+    from prunex.artifacts import layout as files
     from prunex.artifacts.errors import InputError
     from prunex.passes.tuning import TuneTarget
     from prunex.workflows.compress import prepare_compress
@@ -119,6 +120,6 @@ def compress(
         if result.pictures:
             console.print(f"pictures: {', '.join(p.name for p in result.pictures)}")
         console.print(
-            f"compressed model: [bold]{result.out}[/bold] (model.json, model.safetensors)   "
-            f"report: {result.out / 'report.json'}"
+            f"compressed model: [bold]{result.out}[/bold] ({files.MODEL_SPEC}, {files.MODEL_WEIGHTS})   "
+            f"report: {result.out / files.REPORT}"
         )

@@ -27,7 +27,7 @@ def inspect(
     """Show what was learned: MaskConnect connectivity (grid with arrows, pruned blocks grey) and active branches
     per module, DGConv groups per layer, SparseNet aggregation links; and, when the run was compressed, what was
     removed and what each layer became. Writes summary.json and SVG / PNG pictures."""
-    from prunex.inspection import print_summary
+    from prunex.cli.views.inspect import print_summary
     from prunex.workflows.inspect import inspect_run
 
     console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width

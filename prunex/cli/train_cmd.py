@@ -122,23 +122,48 @@ def train(
 
     No arguments: MaskConnect {20,4,8} (fan-in 4) on the embedded digits in four phases. Under torchrun: DDP
     (gloo on CPU, NCCL on GPU), or branch × data parallel."""
-    from prunex.train import TrainConfig
+    from prunex.cli.views.train import ConsoleTrainObserver
+    from prunex.train.observer import TrainObserver
     from prunex.workflows import prepare_train
 
     console = Console(soft_wrap=True)  # lines are never hard-wrapped (paths stay whole); tables fit the width
     started: list = []
     with handle_errors(interrupted=lambda: started[0].interrupted() if started else "nothing was written"):
-        fields = TrainConfig.__dataclass_fields__  # options named as the configuration's fields are its fields
-        given = {k: v for k, v in ctx.params.items() if k in fields}
-        given.update(model_kwargs=model_args(model_arg) or None, compile=compile or None)
-        given.update(
-            {k: str(given[k]) if given[k] else None for k in ("data_root", "out", "weights", "structure_from")}
-        )
+        given = {  # option -> TrainConfig field; None: not given (the recipe's or the config file's value stands)
+            "model": model,
+            "model_kwargs": model_args(model_arg) or None,
+            "dataset": dataset,
+            "data_root": _text(data_root),
+            "pipeline": pipeline,
+            "normalisation": normalisation,
+            "recipe": recipe,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "weight_decay": weight_decay,
+            "budget": budget,
+            "alpha": alpha,
+            "out": _text(out),
+            "device": device,
+            "amp": amp,
+            "channels_last": channels_last,
+            "compile": compile or None,
+            "workers": workers,
+            "branch_parallel": branch_parallel,
+            "learn_groups": learn_groups,
+            "weights": _text(weights),
+            "structure_from": _text(structure_from),
+            "seed": seed,
+        }
         if nproc_per_node is not None:
             from prunex.workflows.train import launch_train
 
             argv = given_arguments(ctx, skip={"nproc_per_node"})
             code = launch_train(argv, nproc_per_node, resume=resume, config=config, **given)
             raise typer.Exit(code)
-        started.append(prepare_train(resume=resume, config=config, console=console, quiet=quiet, **given))
+        observer = TrainObserver() if quiet else ConsoleTrainObserver(console)
+        started.append(prepare_train(resume=resume, config=config, observer=observer, **given))
         started[0].fit()
+
+
+def _text(path: Path | None) -> str | None:
+    return str(path) if path else None

@@ -80,7 +80,7 @@ def load_pair(path: str | Path) -> list[LoadedModel]:
     if path.is_dir() and files.is_compressed_dir(path):
         return [load_compressed_model(path)]
     models = [load_gated_model(path)]
-    run_dir = path if path.is_dir() else path.parent
+    run_dir = files.RunDirectory.of(path).path
     for sub in sorted(run_dir.glob("compressed*")):
         if sub.is_dir() and files.is_compressed_dir(sub):
             models.append(load_compressed_model(sub, sub.name))

@@ -2,7 +2,7 @@
 
 from prunex.inspection.figures import PlottingUnavailable
 from prunex.inspection.structure import connectivity, grouped_layers, sparse_links
-from prunex.inspection.summary import PICTURE_NAMES, draw, draw_pictures, print_summary, summarise
+from prunex.inspection.summary import PICTURE_NAMES, draw, draw_pictures, summarise
 
 __all__ = [
     "PICTURE_NAMES",
@@ -11,7 +11,6 @@ __all__ = [
     "draw",
     "draw_pictures",
     "grouped_layers",
-    "print_summary",
     "sparse_links",
     "summarise",
 ]

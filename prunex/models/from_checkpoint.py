@@ -13,6 +13,7 @@ from prunex.models.learn_groups import learn_groups
 from prunex.models.registry import UnknownModelError, create_model, rebuild_kwargs
 from prunex.models.structure import apply_structure
 from prunex.nn.branch_gates import BranchGates
+from prunex.nn.classifier import upgrade_head_keys
 
 
 def match_gate_state(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
@@ -28,7 +29,8 @@ def match_gate_state(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> N
 def build_model(spec: dict[str, Any], state_dict: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """Rebuild a model from its spec (its builder, arguments and, if it learned the grouping of its convolutions,
     the same :func:`learn_groups` choice; a retrained structure's grouped convs) and, if given, load the state
-    dict (strictly)."""
+    dict (strictly; one written before the networks had a :class:`~prunex.nn.classifier.ClassifierHead` has its
+    ``fc`` / ``head_norm`` keys renamed)."""
     try:
         model = create_model(spec["name"], **rebuild_kwargs(spec["name"], spec.get("kwargs", {})))
         if spec.get("learn_groups"):
@@ -40,6 +42,7 @@ def build_model(spec: dict[str, Any], state_dict: dict[str, torch.Tensor] | None
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"cannot build {spec['name']} from the checkpoint's arguments: {err}") from None
     if state_dict is not None:
+        state_dict = upgrade_head_keys(model, state_dict)  # checkpoints written before the ClassifierHead
         match_gate_state(model, state_dict)
         try:
             model.load_state_dict(state_dict, strict=True)

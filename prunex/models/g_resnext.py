@@ -9,14 +9,17 @@ pretrained weights read from disk) into the G-ResNeXt whose DGConvs start at its
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
+from prunex.models.family import Family, Reference, classes_of, keep, torchvision_resnext
 from prunex.models.registry import register_model
+from prunex.nn.classifier import ClassifierHead
 from prunex.nn.dgconv import DGConv2d
 
 DGCONV_PAPER = "Zhang et al., Differentiable Learning-to-Group Channels via Groupable ConvNets (DGConv), ICCV 2019"
@@ -64,14 +67,14 @@ class CifarResNeXt(nn.Module):
                 )
                 c = planes * 4
         self.stages = nn.Sequential(*blocks)
-        self.fc = nn.Linear(c, num_classes)
+        self.head = ClassifierHead(c, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return self.head(x)
 
 
 def _bottleneck_stage_complexity(
@@ -135,7 +138,21 @@ def _imagenet_g_resnext(layers: list[int], num_classes: int, groups: int, width_
     return replace_grouped_convs(model, keep_weights=False)
 
 
-@register_model(paper=DGCONV_PAPER, complexity=g_resnext_cifar_complexity)
+def _resnext29(kwargs: dict[str, Any]) -> Reference:
+    """Xie et al.'s grouped ResNeXt-29 of the same depth, cardinality and width."""
+    return Reference(
+        "resnext29_cifar", {**keep(kwargs, "depth", "cardinality", "bottleneck_width"), **classes_of(kwargs)}
+    )
+
+
+def _torchvision_twin(depth: int, width: int) -> Callable[[dict[str, Any]], Reference]:
+    """torchvision's ResNeXt-{depth} of the same groups and width."""
+    return lambda kwargs: torchvision_resnext(
+        depth, kwargs.get("groups", 32), kwargs.get("width_per_group", width), kwargs
+    )
+
+
+@register_model(paper=DGCONV_PAPER, complexity=g_resnext_cifar_complexity, family=Family.DGCONV, reference=_resnext29)
 def g_resnext_cifar(
     *, depth: int = 29, cardinality: int = 8, bottleneck_width: int = 16, num_classes: int = 10, in_chans: int = 3
 ) -> CifarResNeXt:
@@ -150,13 +167,25 @@ def g_resnext_cifar(
     return replace_grouped_convs(model, keep_weights=False)
 
 
-@register_model(paper=DGCONV_PAPER, complexity=g_resnext50_complexity, image_size=224)
+@register_model(
+    paper=DGCONV_PAPER,
+    complexity=g_resnext50_complexity,
+    image_size=224,
+    family=Family.DGCONV,
+    reference=_torchvision_twin(50, 4),
+)
 def g_resnext50(*, num_classes: int = 1000, groups: int = 32, width_per_group: int = 4) -> tv_resnet.ResNet:
     """G-ResNeXt-50: torchvision resnext50_32x4d with DGConv 3×3 convs (dense weights while training)."""
     return _imagenet_g_resnext([3, 4, 6, 3], num_classes, groups, width_per_group)
 
 
-@register_model(paper=DGCONV_PAPER, complexity=g_resnext101_complexity, image_size=224)
+@register_model(
+    paper=DGCONV_PAPER,
+    complexity=g_resnext101_complexity,
+    image_size=224,
+    family=Family.DGCONV,
+    reference=_torchvision_twin(101, 8),
+)
 def g_resnext101(*, num_classes: int = 1000, groups: int = 32, width_per_group: int = 8) -> tv_resnet.ResNet:
     """G-ResNeXt-101: torchvision resnext101_32x8d (the paper's is 32×4d) with DGConv 3×3 convs."""
     return _imagenet_g_resnext([3, 4, 23, 3], num_classes, groups, width_per_group)

@@ -28,6 +28,7 @@ tracing and export use the block-by-block form.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +36,7 @@ from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
+from prunex.models.family import Family, Reference, classes_of, keep, torchvision_resnext
 from prunex.models.registry import register_model
 from prunex.models.resnext_cifar import (
     MASKCONNECT_PAPER,
@@ -55,6 +57,7 @@ from prunex.nn.block_batching import (
     sum_blocks,
 )
 from prunex.nn.branch_gates import BranchGates, Connectivity, aggregate_branches, aggregate_branches_stacked
+from prunex.nn.classifier import ClassifierHead
 from prunex.nn.init import he_init_
 from prunex.nn.residual import BottleneckFunction, Projection, shortcut
 
@@ -156,7 +159,7 @@ class MaskConnectNet(nn.Module):
             )
             for i, s in enumerate(specs)
         )
-        self.fc = nn.Linear(specs[-1].out_ch, num_classes)
+        self.head = ClassifierHead(specs[-1].out_ch, num_classes)
         self.batch_blocks = True  # train through forward_batched (False: block by block, as in evaluation)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -171,14 +174,14 @@ class MaskConnectNet(nn.Module):
         for module in self.stages:
             ys = module(ys)
         z = mean_of(ys)
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(z, 1), 1))
+        return self.head(z)
 
     def _forward_batched(self, x: Tensor) -> Tensor:
         y = self.stem(x)
         for module in self.stages:
             y = module.forward_batched(y)
         z = sum_blocks(y, len(self.stages[-1].blocks), mean=True)  # (1/C)·Σ_k y_k
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(z, 1), 1))
+        return self.head(z)
 
     @torch.no_grad()
     def active_blocks(self) -> list[list[bool]]:
@@ -226,7 +229,26 @@ def maskconnect_cifar_complexity(*, fan_in, connectivity, seed, projection="shar
     return multibranch_complexity(**kwargs, gates_per_module=gates, projection_per_block=per_block)
 
 
-@register_model(paper=MASKCONNECT_PAPER, complexity=maskconnect_cifar_complexity, legacy_defaults=BEFORE_0_4)
+def _resnext_of_same_widths(kwargs: dict[str, Any]) -> Reference:
+    """The ResNeXt {D, w, C} of the same depth and widths (Table 5's Fixed-Full baseline)."""
+    widths = keep(kwargs, "depth", "bottleneck_width", "cardinality", "stem_width", "out_width")
+    return Reference("resnext_cifar", {**widths, **classes_of(kwargs)})
+
+
+def _torchvision_resnext(kwargs: dict[str, Any]) -> Reference:
+    """torchvision's ResNeXt of the same depth, cardinality and width (Table 2's baseline)."""
+    depth, groups, width = kwargs.get("depth", 50), kwargs.get("cardinality", 32), kwargs.get("bottleneck_width", 4)
+    return torchvision_resnext(depth, groups, width, kwargs)
+
+
+@register_model(
+    paper=MASKCONNECT_PAPER,
+    complexity=maskconnect_cifar_complexity,
+    legacy_defaults=BEFORE_0_4,
+    family=Family.MASKCONNECT,
+    reference=_resnext_of_same_widths,
+    mini_imagenet_stem=True,
+)
 def maskconnect_cifar(
     *,
     depth: int = 29,
@@ -297,7 +319,12 @@ def maskconnect_imagenet_complexity(
 
 
 @register_model(
-    paper=MASKCONNECT_PAPER, complexity=maskconnect_imagenet_complexity, legacy_defaults=BEFORE_0_4, image_size=224
+    paper=MASKCONNECT_PAPER,
+    complexity=maskconnect_imagenet_complexity,
+    legacy_defaults=BEFORE_0_4,
+    image_size=224,
+    family=Family.MASKCONNECT,
+    reference=_torchvision_resnext,
 )
 def maskconnect_imagenet(
     *,

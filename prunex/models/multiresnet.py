@@ -7,13 +7,14 @@ BN-ReLU-average pool-linear.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
+from prunex.models.family import Family, Reference
 from prunex.models.registry import register_model
 from prunex.models.stems import imagenet_stem, imagenet_stem_complexity
+from prunex.nn.classifier import ClassifierHead
 from prunex.nn.init import he_init_
 from prunex.nn.multi_residual import BLOCK_KINDS, MultiResidualBlock
 
@@ -55,12 +56,10 @@ class MultiResNet(nn.Module):
 
     stem: nn.Module
     blocks: nn.Sequential
-    head_norm: nn.Sequential
-    fc: nn.Linear
+    head: ClassifierHead
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.head_norm(self.blocks(self.stem(x)))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return self.head(self.blocks(self.stem(x)))
 
 
 class MultiResNetCifar(MultiResNet):
@@ -82,8 +81,7 @@ class MultiResNetCifar(MultiResNet):
         self.stem = nn.Conv2d(in_chans, STEM_WIDTH, 3, padding=1, bias=False)
         self.blocks = nn.Sequential(*(MultiResidualBlock(i, o, k=k, stride=s, kind=block) for i, o, s in specs))
         width = specs[-1][1]
-        self.head_norm = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
-        self.fc = nn.Linear(width, num_classes)
+        self.head = ClassifierHead(width, num_classes, norm=True)
 
 
 def _function_complexity(cx: Complexity, c_in: int, c_out: int, stride: int, block: str, preact: bool) -> Complexity:
@@ -120,7 +118,12 @@ def multiresnet_cifar_complexity(
     return preact_blocks_and_head_complexity(cx, specs, block, k, num_classes)
 
 
-@register_model(paper=MULTIRESNET_PAPER, complexity=multiresnet_cifar_complexity)
+@register_model(
+    paper=MULTIRESNET_PAPER,
+    complexity=multiresnet_cifar_complexity,
+    family=Family.MULTIRESNET,
+    reference=lambda kwargs: Reference("multiresnet_cifar", {**kwargs, "k": 1}),
+)
 def multiresnet_cifar(
     *,
     depth: int = 14,
@@ -180,8 +183,7 @@ class MultiResNetImageNet(MultiResNet):
         self.stem = imagenet_stem(in_chans)
         self.blocks = nn.Sequential(*(MultiResidualBlock(i, o, k=k, stride=s, kind=block) for i, o, s in specs))
         width = specs[-1][1]
-        self.head_norm = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
-        self.fc = nn.Linear(width, num_classes)
+        self.head = ClassifierHead(width, num_classes, norm=True)
 
 
 def multiresnet_imagenet_complexity(*, depth, k, num_classes, in_chans, image_size: int = 224) -> Complexity:
@@ -190,7 +192,13 @@ def multiresnet_imagenet_complexity(*, depth, k, num_classes, in_chans, image_si
     return preact_blocks_and_head_complexity(cx, multiresnet_imagenet_stages(depth), block, k, num_classes)
 
 
-@register_model(paper=MULTIRESNET_PAPER, complexity=multiresnet_imagenet_complexity, image_size=224)
+@register_model(
+    paper=MULTIRESNET_PAPER,
+    complexity=multiresnet_imagenet_complexity,
+    image_size=224,
+    family=Family.MULTIRESNET,
+    reference=lambda kwargs: Reference("multiresnet_imagenet", {**kwargs, "k": 1}),
+)
 def multiresnet_imagenet(
     *, depth: int = 18, k: int = 2, num_classes: int = 1000, in_chans: int = 3
 ) -> MultiResNetImageNet:

@@ -13,7 +13,7 @@ is measured.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,59 +22,24 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import list_models as torchvision_models
 from torchvision.models import resnet as tv_resnet
 
+from prunex.models.family import TORCHVISION, Reference, classes_of, keep
 from prunex.models.g_resnext import CifarResNeXt
 from prunex.models.registry import create_model, list_models, model_entry
 
-TORCHVISION = "torchvision:"
 NONE = "none"
 AUTO = "auto"
 
 
-@dataclass(frozen=True)
-class Reference:
-    name: str  # a registered model, "resnext29_cifar" (Xie et al.'s grouped network) or "torchvision:NAME"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """``resnext_cifar(depth=20, bottleneck_width=4, cardinality=8)``: the name and what shapes it."""
-        shown = [f"{k}={v}" for k, v in self.kwargs.items() if k not in ("num_classes", "in_chans")]
-        return f"{self.name}({', '.join(shown)})" if shown and not self.name.startswith(TORCHVISION) else self.name
-
-
-def _keep(kwargs: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {k: kwargs[k] for k in names if k in kwargs}
-
-
 def default_reference(spec: dict[str, Any]) -> Reference | None:
-    """The family's reference for the model ``spec`` = {"name", "kwargs"} describes; None where there is none
-    (the CIFAR SparseNet[⊕] has no plain twin)."""
+    """The family's reference for the model ``spec`` = {"name", "kwargs"} describes, as its registry entry says;
+    None where there is none (the CIFAR SparseNet[⊕] has no plain twin, nor a network from outside the zoo)."""
     name, kwargs = spec["name"], dict(spec.get("kwargs", {}))
     if spec.get("learn_groups"):  # any network whose convolutions learned their grouping: itself, as it was
         return Reference(name, kwargs)
-    classes = _keep(kwargs, "num_classes", "in_chans")
-    if name in ("g_resnext50", "g_resnext101"):
-        groups = kwargs.get("groups", 32)
-        width = kwargs.get("width_per_group", 4 if name == "g_resnext50" else 8)
-        depth = name.removeprefix("g_resnext")
-        return Reference(f"{TORCHVISION}resnext{depth}_{groups}x{width}d", _keep(kwargs, "num_classes"))
-    if name == "maskconnect_cifar":
-        widths = _keep(kwargs, "depth", "bottleneck_width", "cardinality", "stem_width", "out_width")
-        return Reference("resnext_cifar", {**widths, **classes})
-    if name == "maskconnect_imagenet":  # the ResNeXt of the same depth, cardinality and width (Table 2's baseline)
-        depth, groups, width = kwargs.get("depth", 50), kwargs.get("cardinality", 32), kwargs.get("bottleneck_width", 4)
-        return Reference(f"{TORCHVISION}resnext{depth}_{groups}x{width}d", _keep(kwargs, "num_classes"))
-    if name == "sparsenet_plus_cifar":  # Table 3: the pre-activation ResNet of the same depth
-        return Reference(
-            "multiresnet_cifar", {"depth": kwargs.get("depth", 56), "k": 1, "block": "bottleneck", **classes}
-        )
-    if name == "sparsenet_imagenet" and kwargs.get("depth", 121) in (121, 169, 201):  # Table 4: DenseNet-{depth}-32
-        return Reference(f"{TORCHVISION}densenet{kwargs.get('depth', 121)}", _keep(kwargs, "num_classes"))
-    if name == "g_resnext_cifar":
-        return Reference("resnext29_cifar", {**_keep(kwargs, "depth", "cardinality", "bottleneck_width"), **classes})
-    if name in ("multiresnet_cifar", "multiresnet_imagenet"):
-        return Reference(name, {**kwargs, "k": 1})
-    return None
+    if name not in list_models():
+        return None
+    reference = model_entry(name).reference
+    return reference(kwargs) if reference is not None else None
 
 
 def choose_reference(choice: str, spec: dict[str, Any]) -> Reference | None:
@@ -88,13 +53,13 @@ def choose_reference(choice: str, spec: dict[str, Any]) -> Reference | None:
     if choice.startswith(TORCHVISION):
         if choice.removeprefix(TORCHVISION) not in torchvision_models():
             raise ValueError(f"{choice}: torchvision has no such model")
-        return Reference(choice, _keep(kwargs, "num_classes"))
+        return Reference(choice, keep(kwargs, "num_classes"))
     if choice not in list_models():
         raise ValueError(
             f"unknown reference {choice!r}: a registered model ({', '.join(list_models())}) or torchvision:NAME"
         )
     takes = inspect.signature(model_entry(choice).builder).parameters
-    return Reference(choice, {k: v for k, v in _keep(kwargs, "num_classes", "in_chans").items() if k in takes})
+    return Reference(choice, {k: v for k, v in classes_of(kwargs).items() if k in takes})
 
 
 def build_reference(reference: Reference) -> nn.Module:

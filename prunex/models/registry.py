@@ -12,6 +12,7 @@ from torch import nn
 from prunex.models.complexity import Complexity
 from prunex.models.errors import UnknownModelError
 from prunex.models.external import external_builder, is_external
+from prunex.models.family import Family, Reference
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class ModelEntry:
     complexity: Callable[..., Complexity]
     legacy_defaults: dict[str, Any] = field(default_factory=dict)  # see register_model
     image_size: int = 32  # the side of the images its paper trains it on (what its listed MACs are for)
+    family: Family = Family.OTHER
+    reference: Callable[[dict[str, Any]], Reference | None] | None = None
+    mini_imagenet_stem: bool = False  # takes stem_pool: the max-pool stem MaskConnect's Table 6 adds at 64×64
 
     @property
     def summary(self) -> str:
@@ -40,10 +44,15 @@ def register_model(
     *,
     paper: str,
     complexity: Callable[..., Complexity],
+    family: Family,
+    reference: Callable[[dict[str, Any]], Reference | None] | None = None,
+    mini_imagenet_stem: bool = False,
     legacy_defaults: dict[str, Any] | None = None,
     image_size: int = 32,
 ):
-    """Register a builder under its function name.
+    """Register a builder under its function name, with its family's facts: ``family`` (which recipes train it),
+    ``reference`` (the network users would deploy instead, from the model's keyword arguments; None: none),
+    ``mini_imagenet_stem`` (its Mini-ImageNet form adds a max-pool stem).
 
     ``complexity`` receives every keyword argument of the builder, defaults filled in. ``legacy_defaults`` names
     arguments added after specs were first written, with the value a spec that omits them meant: such an argument
@@ -55,7 +64,17 @@ def register_model(
         name = builder.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, paper, complexity, dict(legacy_defaults or {}), image_size)
+        _REGISTRY[name] = ModelEntry(
+            name,
+            builder,
+            paper,
+            complexity,
+            dict(legacy_defaults or {}),
+            image_size,
+            family,
+            reference,
+            mini_imagenet_stem,
+        )
         return builder
 
     return decorator

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
+from prunex.models.family import Family
 from prunex.models.registry import register_model
 from prunex.nn.block_batching import bottlenecks, can_batch_bottlenecks, sum_blocks
+from prunex.nn.classifier import ClassifierHead
 from prunex.nn.init import he_init_
 from prunex.nn.residual import BottleneckFunction, shortcut
 
@@ -99,11 +100,11 @@ class ResNeXtCifar(nn.Module):
         stem_ch, specs = multibranch_modules(depth, bottleneck_width, stem_width, out_width)
         self.stem = stem(in_chans, stem_ch, stem_pool)
         self.stages = nn.Sequential(*(ResNeXtModule(s, cardinality) for s in specs))
-        self.fc = nn.Linear(specs[-1].out_ch, num_classes)
+        self.head = ClassifierHead(specs[-1].out_ch, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return self.head(x)
 
 
 def modules_complexity(
@@ -161,7 +162,10 @@ def multibranch_complexity(
 
 
 @register_model(
-    paper=MASKCONNECT_PAPER + " (Fixed-Full baseline; Xie et al. ResNeXt)", complexity=multibranch_complexity
+    paper=MASKCONNECT_PAPER + " (Fixed-Full baseline; Xie et al. ResNeXt)",
+    complexity=multibranch_complexity,
+    family=Family.RESNEXT,
+    mini_imagenet_stem=True,
 )
 def resnext_cifar(
     *,

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
+from prunex.models.family import Family
 from prunex.models.registry import register_model
+from prunex.nn.classifier import ClassifierHead
 from prunex.nn.init import he_init_
 from prunex.nn.sparse_aggregation import AGGREGATIONS, SparseAggregation, aggregated_channels
 
@@ -143,12 +144,10 @@ class SparseNetCifar(nn.Module):
             if s < 2:
                 body.append(transition(plan.stage_out[s], plan.stage_in[s + 1]))
         self.body = nn.Sequential(*body)
-        self.head_norm = nn.Sequential(nn.BatchNorm2d(plan.stage_out[2]), nn.ReLU())
-        self.fc = nn.Linear(plan.stage_out[2], num_classes)
+        self.head = ClassifierHead(plan.stage_out[2], num_classes, norm=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.head_norm(self.body(self.stem(x)))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return self.head(self.body(self.stem(x)))
 
 
 def sparsenet_cifar_complexity(
@@ -195,7 +194,7 @@ def _resolve_compression(bottleneck: bool, compression: float | None) -> float:
     return compression
 
 
-@register_model(paper=SPARSENET_PAPER, complexity=sparsenet_cifar_complexity)
+@register_model(paper=SPARSENET_PAPER, complexity=sparsenet_cifar_complexity, family=Family.SPARSENET)
 def sparsenet_cifar(
     *,
     depth: int = 100,

@@ -7,11 +7,13 @@ pool 2) → BN-ReLU → average pool → linear. Layers per stage as DenseNet-12
 
 from __future__ import annotations
 
-import torch
+from typing import Any
+
 from torch import Tensor, nn
 
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
+from prunex.models.family import TORCHVISION, Family, Reference, keep
 from prunex.models.registry import register_model
 from prunex.models.sparsenet import (
     SPARSENET_PAPER,
@@ -21,6 +23,7 @@ from prunex.models.sparsenet import (
     transition_complexity,
 )
 from prunex.models.stems import imagenet_stem, imagenet_stem_complexity
+from prunex.nn.classifier import ClassifierHead
 from prunex.nn.init import he_init_
 from prunex.nn.sparse_aggregation import SparseAggregation, aggregated_channels
 
@@ -65,12 +68,10 @@ class SparseNetImageNet(nn.Module):
                 body.append(transition(out, stages[s + 1][0]))
         self.body = nn.Sequential(*body)
         width = stages[-1][1]
-        self.head_norm = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
-        self.fc = nn.Linear(width, num_classes)
+        self.head = ClassifierHead(width, num_classes, norm=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.head_norm(self.body(self.stem(x)))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return self.head(self.body(self.stem(x)))
 
 
 def sparsenet_imagenet_complexity(
@@ -87,7 +88,19 @@ def sparsenet_imagenet_complexity(
     return cxm.linear(cxm.global_pool(cxm.batchnorm2d(cx, width)), width, num_classes)
 
 
-@register_model(paper=SPARSENET_PAPER, complexity=sparsenet_imagenet_complexity, image_size=224)
+def _densenet(kwargs: dict[str, Any]) -> Reference | None:
+    """Table 4: torchvision's DenseNet-{depth}-32 (the depths it builds)."""
+    depth = kwargs.get("depth", 121)
+    return Reference(f"{TORCHVISION}densenet{depth}", keep(kwargs, "num_classes")) if depth in (121, 169, 201) else None
+
+
+@register_model(
+    paper=SPARSENET_PAPER,
+    complexity=sparsenet_imagenet_complexity,
+    image_size=224,
+    family=Family.SPARSENET,
+    reference=_densenet,
+)
 def sparsenet_imagenet(
     *,
     depth: int = 121,

@@ -13,14 +13,17 @@ pre-activation ResNet itself.
 
 from __future__ import annotations
 
-import torch
+from typing import Any
+
 from torch import Tensor, nn
 
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
+from prunex.models.family import Family, Reference, classes_of
 from prunex.models.multiresnet import STEM_WIDTH, multiresnet_stages, preact_blocks_and_head_complexity
 from prunex.models.registry import register_model
 from prunex.models.sparsenet import SPARSENET_PAPER
+from prunex.nn.classifier import ClassifierHead
 from prunex.nn.init import he_init_
 from prunex.nn.multi_residual import PreActFunction
 from prunex.nn.sparse_aggregation import SparseAggregation
@@ -60,12 +63,10 @@ class SparseNetPlusCifar(nn.Module):
             *(SparseResidualStage(*specs[s * n][:2], n, specs[s * n][2], aggregate) for s in range(3))
         )
         width = specs[-1][1]
-        self.head_norm = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
-        self.fc = nn.Linear(width, num_classes)
+        self.head = ClassifierHead(width, num_classes, norm=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.head_norm(self.stages(self.stem(x)))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return self.head(self.stages(self.stem(x)))
 
 
 def sparsenet_plus_cifar_complexity(*, depth, base, num_classes, in_chans, image_size: int = 32) -> Complexity:
@@ -76,7 +77,18 @@ def sparsenet_plus_cifar_complexity(*, depth, base, num_classes, in_chans, image
     )
 
 
-@register_model(paper=SPARSENET_PAPER, complexity=sparsenet_plus_cifar_complexity)
+def _preactivation_resnet(kwargs: dict[str, Any]) -> Reference:
+    """Table 3: the pre-activation ResNet of the same depth."""
+    depth = kwargs.get("depth", 56)
+    return Reference("multiresnet_cifar", {"depth": depth, "k": 1, "block": "bottleneck", **classes_of(kwargs)})
+
+
+@register_model(
+    paper=SPARSENET_PAPER,
+    complexity=sparsenet_plus_cifar_complexity,
+    family=Family.SPARSENET,
+    reference=_preactivation_resnet,
+)
 def sparsenet_plus_cifar(
     *, depth: int = 56, base: int = 2, num_classes: int = 10, in_chans: int = 3
 ) -> SparseNetPlusCifar:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import fx, nn
 
+from prunex.artifacts.compression_report import CompressionReport, CompressSettings, LearnedGroups, TargetRecord, Totals
 from prunex.artifacts.errors import NotEquivalentError
 from prunex.artifacts.tuning_cache import TuningCache
 from prunex.nn.dgconv import DGConv2d
@@ -79,16 +79,15 @@ def default_passes(
     return passes
 
 
-def _dgconv_groups(model: nn.Module) -> list[dict[str, Any]]:
+def _dgconv_groups(model: nn.Module) -> list[LearnedGroups]:
     return [
-        {
-            "layer": name,
-            "channels": [m.in_channels, m.out_channels],
-            "gates": m.gate_list(),
-            "learned_groups": m.num_groups,
-            "groups_before": 1,
-            "contiguous": bool(is_identity(m.in_order()) and is_identity(m.out_order())),
-        }
+        LearnedGroups(
+            layer=name,
+            channels=[m.in_channels, m.out_channels],
+            gates=m.gate_list(),
+            learned_groups=m.num_groups,
+            contiguous=bool(is_identity(m.in_order()) and is_identity(m.out_order())),
+        )
         for name, m in model.named_modules()
         if isinstance(m, DGConv2d)
     ]
@@ -133,12 +132,12 @@ def compress(
     calibration: torch.Tensor | None = None,
     options: CompressOptions = CompressOptions(),
     on_pass: Callable[[PassRecord], None] | None = None,
-) -> tuple[fx.GraphModule, dict[str, Any]]:
+) -> tuple[fx.GraphModule, CompressionReport]:
     """Compile a gated model into standard layers computing the same function.
 
     ``example_inputs`` fixes the input shape (a tensor, or a 1-tuple of one); ``calibration`` is the batch every
     pass is verified on (default: the example plus random inputs of its shape). Returns the compressed
-    ``torch.fx.GraphModule`` and a JSON-ready report. Raises :class:`PassVerificationError` if a pass breaks
+    ``torch.fx.GraphModule`` and its :class:`CompressionReport`. Raises :class:`PassVerificationError` if a pass breaks
     equivalence.
     """
     example = example_inputs[0] if isinstance(example_inputs, tuple) else example_inputs
@@ -166,42 +165,59 @@ def compress(
     if network is not TUNED:  # another network than the passes' last was chosen: run it
         with exact_float32(), torch.no_grad():
             runner.output = compressed(runner.x)
-    end_to_end = compare(reference, runner.output)
-    first, last = runner.records[0], runner.records[-1]
-    gathers = [k.as_dict() for k in gather_report(compressed, tuple(example.shape[1:]))]
-    chosen = (
-        {d.layer: d.choice for d in tuner.decisions if d.kind is DecisionKind.CONV}
-        if network is TUNED and tuner
-        else {}
-    )
-    for g in groups:
-        learned = ConvRealisation(1 if network is DENSE else g["learned_groups"])
-        g["groups_after"] = chosen.get(g["layer"], learned).groups_after
-    report = {
-        "model": getattr(model, "prunex_spec", {"name": type(model).__name__, "kwargs": {}}),
-        "input_shape": [None, *example.shape[1:]],
-        "calibration_samples": len(calibration),
-        "options": {
-            "fold_bn": options.fold_bn,
-            "merge_branches": options.merge_branches,
-            "stack_blocks": options.stack_blocks,
-            "tolerance": options.tolerance,
-            "tune": options.tune.value,
-            "target": options.target.as_dict() if tuner is not None else None,
-        },
-        "network": network.label,
-        "lowering": [d.as_dict() for d in tuner.decisions] if tuner is not None else [],
-        "passes": [r.as_dict() for r in runner.records],
-        "groups": groups,
-        "blocks_removed": _blocks_removed(runner.records, frozen),
-        "gathers_remaining": gathers,
-        "warnings": warnings,
-        "totals": {
-            "params_before": first.params,
-            "params_after": last.params if network is TUNED else count_params(compressed),
-            "macs_before": first.macs,
-            "macs_after": last.macs if network is TUNED else count_macs(compressed, runner.x),
-            **{f"end_to_end_{k}": v for k, v in end_to_end.items()},
-        },
-    }
+    report = _report(model, options, tuner, runner, (frozen, compressed, network), compare(reference, runner.output))
+    report.groups, report.warnings = _deployed_groups(groups, tuner, network), warnings
     return compressed, report
+
+
+def _deployed_groups(
+    groups: list[LearnedGroups], tuner: Tuner | None, network: NetworkRealisation
+) -> list[LearnedGroups]:
+    """Each DGConv's groups in the chosen network: its tuned realisation's, else what it learned (1 if dense)."""
+    chosen = {}
+    if network is TUNED and tuner is not None:
+        chosen = {d.layer: d.choice for d in tuner.decisions if d.kind is DecisionKind.CONV}
+    for g in groups:
+        learned = ConvRealisation(1 if network is DENSE else g.learned_groups)
+        g.groups_after = chosen.get(g.layer, learned).groups_after
+    return groups
+
+
+def _report(
+    model: nn.Module,
+    options: CompressOptions,
+    tuner: Tuner | None,
+    runner: PassRunner,
+    networks: tuple[nn.Module, fx.GraphModule, NetworkRealisation],
+    end_to_end: dict[str, float],
+) -> CompressionReport:
+    """What was done and verified."""
+    frozen, compressed, network = networks
+    example_shape = tuple(runner.x.shape[1:])
+    first, last = runner.records[0], runner.records[-1]
+    target = options.target.as_dict() if tuner is not None else None
+    return CompressionReport(
+        model=getattr(model, "prunex_spec", {"name": type(model).__name__, "kwargs": {}}),
+        input_shape=[None, *example_shape],
+        calibration_samples=len(runner.x),
+        options=CompressSettings(
+            options.fold_bn,
+            options.merge_branches,
+            options.stack_blocks,
+            options.tolerance,
+            options.tune.value,
+            TargetRecord(**target) if target else None,
+        ),
+        network=network.label,
+        lowering=[d.record() for d in tuner.decisions] if tuner is not None else [],
+        passes=list(runner.records),
+        blocks_removed=_blocks_removed(runner.records, frozen),
+        gathers_remaining=gather_report(compressed, example_shape),
+        totals=Totals(
+            params_before=first.params,
+            params_after=last.params if network is TUNED else count_params(compressed),
+            macs_before=first.macs,
+            macs_after=last.macs if network is TUNED else count_macs(compressed, runner.x),
+            **{f"end_to_end_{k}": v for k, v in end_to_end.items()},
+        ),
+    )

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import fx
 
+from prunex.artifacts.compression_report import PassRecord
 from prunex.artifacts.errors import NotEquivalentError
 from prunex.passes.graph import (
     call_sites,
@@ -34,25 +35,6 @@ from prunex.passes.graph import (
 )
 from prunex.passes.protocol import GraphPass
 from prunex.runtime.comparison import compare, exact_float32, scale_of
-
-
-@dataclass
-class PassRecord:
-    name: str
-    max_abs_err: float
-    max_rel_err: float
-    top1_agreement: float
-    params: int
-    macs: int
-    seconds: float
-    output_scale: float = 0.0  # max |output| of the network before the pass: what max_rel_err is relative to
-    modified: bool = True  # the pass's PassResult.modified (the frozen graph: True)
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class PassVerificationError(NotEquivalentError):

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import nn
 
+from prunex.artifacts.compression_report import LoweringDecision
 from prunex.artifacts.tuning_cache import TuningCache
 from prunex.runtime.backends import (
     BACKENDS,
@@ -135,8 +136,10 @@ class Decision:
     from_cache: bool
     choice: Realisation | None = field(default=None, repr=False, compare=False)  # ``chosen`` as the typed value
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**{k: v for k, v in asdict(self).items() if k != "choice"}, "kind": self.kind.value}
+    def record(self) -> LoweringDecision:
+        """The decision as the compression report holds it."""
+        times = dict(self.times_ms)
+        return LoweringDecision(self.kind.value, self.layer, self.learned, self.chosen, times, self.from_cache)
 
 
 class Tuner:

@@ -20,9 +20,10 @@ _HOMES = {
     "ConfigError": "prunex.train.config",
     "Phase": "prunex.train.config",
     "TrainConfig": "prunex.train.config",
-    "SimulatedKill": "prunex.train.loop",
     "Trainer": "prunex.train.loop",
     "train": "prunex.train.loop",
+    "RunStart": "prunex.train.observer",
+    "TrainObserver": "prunex.train.observer",
     "build_config": "prunex.train.recipes",
     "TrainResult": "prunex.train.result",
 }

@@ -2,8 +2,8 @@
 
 Set-up (new run or resume) is :class:`Trainer`'s constructor; :meth:`Trainer.fit` runs the phases. The pieces have
 their own modules: batches (:mod:`~prunex.train.loaders`), one epoch (:mod:`~prunex.train.epochs`), one step
-(:mod:`~prunex.train.step`), what an epoch writes (:mod:`~prunex.train.epoch_records`), what the console shows
-(:mod:`~prunex.train.console_report`), random state (:mod:`~prunex.train.rng_state`).
+(:mod:`~prunex.train.step`), what an epoch writes (:mod:`~prunex.train.epoch_records`), who is told what happens
+(:mod:`~prunex.train.observer`), random state (:mod:`~prunex.train.rng_state`).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from prunex.artifacts import RunLock, check_writable_parent
 from prunex.artifacts import layout as files
 from prunex.artifacts.checkpoint import load_checkpoint
+from prunex.artifacts.layout import checkpoint_file
 from prunex.data import load_dataset
-from prunex.models import GroupLearning
+from prunex.models import GroupLearning, count_parameters
 from prunex.models.from_checkpoint import build_model
 from prunex.nn.branch_parallel import (
     BranchLayoutError,
@@ -36,22 +36,18 @@ from prunex.nn.branch_parallel import (
 from prunex.nn.gates import branch_gate_modules, dgconv_modules
 from prunex.train import distributed as dist_utils
 from prunex.train.config import ConfigError, Phase, TrainConfig
-from prunex.train.console_report import EpochProgress, print_header, print_summary
 from prunex.train.epoch_records import TrainState, checkpoint_payload, record_epoch, rewrite_metrics_log
 from prunex.train.epochs import EpochRunner
 from prunex.train.gate_report import gate_report
 from prunex.train.loaders import check_batch_fits, make_loaders
 from prunex.train.new_model import build_new_model, check_branch_model, model_kwargs_for, retrained_structure
+from prunex.train.observer import RunStart, TrainObserver
 from prunex.train.resource import budget
 from prunex.train.result import TrainResult
 from prunex.train.rng_state import capture_rng_state, restore_rng_state, seed_everything
-from prunex.train.run_dir import check_new_run_dir, checkpoint_file, next_run_dir, resumable, resume_dir, write_config
+from prunex.train.run_dir import check_new_run_dir, next_run_dir, resumable, resume_dir, write_config
 from prunex.train.schedule import lr_factor
 from prunex.train.step import TrainStep, param_groups, sgd
-
-
-class SimulatedKill(RuntimeError):
-    """Raised by the ``kill_after_steps`` hook to stop a run abruptly (tests of resume)."""
 
 
 class Trainer:
@@ -62,16 +58,12 @@ class Trainer:
         config: TrainConfig,
         *,
         resume: str | Path | None = None,
-        console: Console | None = None,
-        quiet: bool = False,
-        kill_after_steps: int | None = None,
+        observer: TrainObserver | None = None,
     ) -> None:
         if resume is None:  # a layout the network cannot take is said before any process group is joined
             check_branch_model(config.model, config.model_kwargs, config.branch_parallel)
         self.ctx = dist_utils.setup(config.device, config.branch_parallel)
-        self.console = console or Console()
-        self.quiet = quiet or not self.ctx.is_main
-        self.kill_after_steps = kill_after_steps
+        self.observer = observer or TrainObserver()
         self.steps_done = 0
         self.start = (0, 0)  # (phase index, epoch in phase) to run next
         self.history: list[dict[str, Any]] = []
@@ -227,13 +219,11 @@ class Trainer:
         cfg, t0 = self.config, time.perf_counter()
         loaders = make_loaders(self.data, cfg, self.ctx, self.channels_last)
         runner = EpochRunner(self.model, self.ctx, self.channels_last, self.use_amp)
-        first_epoch = sum(p.epochs for p in cfg.phases[: self.start[0]]) + self.start[1]
-        if not self.quiet:
-            print_header(self.console, cfg, self.model, self.ctx, self.run_dir, first_epoch)
+        epoch = sum(p.epochs for p in cfg.phases[: self.start[0]]) + self.start[1]
+        self.observer.run_started(self._run_start(epoch))
         with ExitStack() as cleanup:
             cleanup.callback(self.close)
-            progress = None if self.quiet else cleanup.enter_context(EpochProgress(self.console))
-            epoch = first_epoch
+            cleanup.callback(self.observer.phases_ended)
             for p_idx in range(self.start[0], len(cfg.phases)):
                 phase = cfg.phases[p_idx]
                 if phase.freeze_connectivity:
@@ -252,51 +242,61 @@ class Trainer:
                 optimizer = self._phase_optimizer(phase, step_fn, p_idx == self.start[0] and self.start[1] > 0)
                 for e_in in range(self.start[1] if p_idx == self.start[0] else 0, phase.epochs):
                     loaders.sampler.set_epoch(epoch)
-                    tic = time.perf_counter()
-                    if progress is not None:
-                        progress.epoch(f"{phase.name:<18} epoch {epoch + 1:>3}/{cfg.total_epochs}", len(loaders.train))
-                    train_loss, train_acc = runner.train_epoch(
-                        step_fn,
-                        loaders.train,
-                        optimizer,
-                        phase,
-                        e_in,
-                        on_step=lambda: self._after_step(progress),
-                        on_running=progress.running if progress is not None else None,
-                    )
-                    test_loss, test_acc = runner.evaluate(loaders.test)
-                    metrics = {
-                        "epoch": epoch + 1,
-                        "phase": phase.name,
-                        "lr": phase.lr * lr_factor(phase, e_in, 0, 1),
-                        "train_loss": train_loss,
-                        "train_acc": train_acc,
-                        "test_loss": test_loss,
-                        "test_acc": test_acc,
-                        "seconds": time.perf_counter() - tic,
-                        **gate_report(self.model, cfg.budget),
-                    }
-                    self._end_epoch(metrics, p_idx, e_in, optimizer, step_fn)
+                    self._run_epoch(runner, loaders, (p_idx, e_in, epoch), optimizer, step_fn)
                     epoch += 1
                 step_fn.close()
-        result = TrainResult(
-            self.run_dir,
-            self.checkpoint_path,
-            self.history[-1] if self.history else {},
-            self.history,
-            time.perf_counter() - t0,
-        )
-        if not self.quiet:
-            print_summary(self.console, cfg, result)
+        last = self.history[-1] if self.history else {}
+        result = TrainResult(self.run_dir, self.checkpoint_path, last, self.history, time.perf_counter() - t0)
+        self.observer.run_ended(result)
         dist_utils.teardown(self.ctx)
         return result
 
-    def _after_step(self, progress: EpochProgress | None) -> None:
+    def _run_start(self, first_epoch: int) -> RunStart:
+        counts = count_parameters(self.model)
+        ctx = self.ctx
+        return RunStart(
+            self.config,
+            counts["params"],
+            counts["gates"],
+            str(ctx.device),
+            ctx.world_size,
+            self.run_dir,
+            first_epoch,
+            ctx.is_main,
+        )
+
+    def _run_epoch(self, runner: EpochRunner, loaders, at: tuple[int, int, int], optimizer, step_fn: TrainStep) -> None:
+        """One epoch (``at``: phase index, epoch in the phase, epoch of the run): train, evaluate, checkpoint."""
+        p_idx, e_in, epoch = at
+        phase, tic, observer = self.config.phases[p_idx], time.perf_counter(), self.observer
+        observer.epoch_started(f"{phase.name:<18} epoch {epoch + 1:>3}/{self.config.total_epochs}", len(loaders.train))
+        train_loss, train_acc = runner.train_epoch(
+            step_fn,
+            loaders.train,
+            optimizer,
+            phase,
+            e_in,
+            on_step=self._after_step,
+            on_running=observer.running if observer.wants_running else None,
+        )
+        test_loss, test_acc = runner.evaluate(loaders.test)
+        metrics = {
+            "epoch": epoch + 1,
+            "phase": phase.name,
+            "lr": phase.lr * lr_factor(phase, e_in, 0, 1),
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "seconds": time.perf_counter() - tic,
+            **gate_report(self.model, self.config.budget),
+        }
+        self._end_epoch(metrics, p_idx, e_in, optimizer, step_fn)
+        observer.epoch_ended(metrics)
+
+    def _after_step(self) -> None:
         self.steps_done += 1
-        if progress is not None:
-            progress.step()
-        if self.kill_after_steps is not None and self.steps_done >= self.kill_after_steps:
-            raise SimulatedKill(f"stopped after {self.steps_done} steps")
+        self.observer.step_done(self.steps_done)
 
     def _end_epoch(
         self, metrics: dict[str, Any], p_idx: int, e_in: int, optimizer: torch.optim.Optimizer, step_fn: TrainStep

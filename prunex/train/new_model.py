@@ -15,6 +15,7 @@ from prunex.artifacts.errors import InputError
 from prunex.data import DatasetInfo
 from prunex.models import GroupLearning, builder_of, create_model, learn_groups
 from prunex.nn.branch_parallel import BranchLayoutError, check_branch_layout
+from prunex.nn.classifier import upgrade_head_keys
 from prunex.train.config import ConfigError
 
 
@@ -91,7 +92,7 @@ def load_weights(model: nn.Module, path: str) -> None:
             state = state.get("state_dict", state) if isinstance(state, dict) else state
         if not isinstance(state, dict):
             raise ValueError(f"it holds a {type(state).__name__}, not a state dict")
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(upgrade_head_keys(model, state), strict=True)
     except FileNotFoundError:
         raise InputError(f"--weights {path}: no such file") from None
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, SafetensorError) as err:
@@ -116,9 +117,9 @@ def retrained_structure(model: nn.Module, source: str) -> nn.Module:
     """``model`` (the source run's network, freshly built) with every DGConv replaced by a plain conv of the group
     count the run at ``source`` learned: DGConv's Table 6 retraining."""
     from prunex.artifacts.checkpoint import CheckpointError
+    from prunex.artifacts.layout import checkpoint_file
     from prunex.models.from_checkpoint import model_from_checkpoint
     from prunex.models.structure import apply_structure, learned_groups
-    from prunex.train.run_dir import checkpoint_file
 
     try:
         learned, _ = model_from_checkpoint(checkpoint_file(Path(source)))

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from prunex.data.types import ImagePipeline, Normalisation
+from prunex.models.family import Family
+from prunex.models.registry import list_models, model_entry
 from prunex.runtime.choices import parse_option
 from prunex.train.choices import Recipe, Schedule
 from prunex.train.config import ConfigError, Phase, TrainConfig, read_config_file, rescale_phases
@@ -32,21 +34,12 @@ QUICK_LR = 0.05  # 0.1 with batch 64 is unstable on the 1,437 digits images
 RESNEXT_QUICK_LR = 0.02  # see quick_recipe
 
 
-def family(model: str, learns_groups: bool = False) -> str:
-    """The recipe family; any network whose convolutions learn their grouping (--learn-groups) trains as DGConv."""
+def family(model: str, learns_groups: bool = False) -> Family:
+    """The recipe family, as the model's registry entry says; any network whose convolutions learn their grouping
+    (--learn-groups) trains as DGConv, and one from outside the zoo has the generic recipe."""
     if learns_groups:
-        return "dgconv"
-    if model.startswith("maskconnect"):
-        return "maskconnect"
-    if model.startswith("g_resnext"):
-        return "dgconv"
-    if model.startswith("resnext"):
-        return "resnext"
-    if model.startswith("multiresnet"):
-        return "multiresnet"
-    if model.startswith("sparsenet"):
-        return "sparsenet"
-    return "other"
+        return Family.DGCONV
+    return model_entry(model).family if model in list_models() else Family.OTHER
 
 
 def _maskconnect_phases(epochs: tuple[int, int, int, int], learn_gates: bool, lr: float = 0.1) -> tuple[Phase, ...]:
@@ -59,91 +52,86 @@ def _maskconnect_phases(epochs: tuple[int, int, int, int], learn_gates: bool, lr
     )
 
 
+def _maskconnect_paper(fam: Family, imagenet: bool, mini: bool) -> dict[str, Any]:
+    learn = fam is Family.MASKCONNECT
+    if imagenet:
+        return dict(
+            phases=_maskconnect_phases((30, 30, 30, 30), learn), batch_size=256, weight_decay=1e-4, nesterov=False
+        )
+    return dict(
+        phases=_maskconnect_phases((120, 100, 50, 50), learn),
+        batch_size=256 if mini else 128,
+        weight_decay=5e-4,
+        nesterov=False,
+        normalisation=Normalisation.PIXEL_MEAN.value,  # E.1, E.3: per-pixel mean subtracted
+    )
+
+
+def _dgconv_paper(fam: Family, imagenet: bool, mini: bool) -> dict[str, Any]:
+    epochs, lr = (100, 0.2) if imagenet else (300, 0.1)
+    return dict(
+        phases=(Phase("learn-groups", epochs, lr, gate_lr=lr, schedule=Schedule.COSINE),),
+        batch_size=512 if imagenet else 128,
+        weight_decay=1e-4,
+        nesterov=False,
+        budget=32.0,
+        alpha=-0.02,
+    )
+
+
+def _multiresnet_paper(fam: Family, imagenet: bool, mini: bool) -> dict[str, Any]:
+    if imagenet:  # §V-C: 90 epochs, LR ÷10 every 30, the CIFAR hyper-parameters otherwise
+        phase = Phase("train", 90, 0.1, schedule=Schedule.STEP, milestones=(1 / 3, 2 / 3))
+        return dict(phases=(phase,), batch_size=256, weight_decay=1e-4, nesterov=False)
+    # NOTE: the paper gives 200 epochs, weight decay 1e-4, momentum 0.9 and no schedule; the authors' public code
+    # divides the LR by 10 at epochs 81 and 122 with Nesterov momentum, so that is the paper recipe here.
+    phase = Phase("train", 200, 0.1, schedule=Schedule.STEP, milestones=(81 / 200, 122 / 200))
+    return dict(phases=(phase,), batch_size=128, weight_decay=1e-4, nesterov=True)
+
+
+def _sparsenet_paper(fam: Family, imagenet: bool, mini: bool) -> dict[str, Any]:
+    if imagenet:
+        # NOTE: §4 trains ImageNet "with the same preprocessing methods and hyperparameters" as its baselines and
+        # follows [11, 20] (fb.resnet.torch, DenseNet): 90 epochs, LR 0.1 ÷10 every 30, batch 256, Nesterov.
+        phase = Phase("train", 90, 0.1, schedule=Schedule.STEP, milestones=(1 / 3, 2 / 3))
+        return dict(phases=(phase,), batch_size=256, weight_decay=1e-4, nesterov=True)
+    phase = Phase("train", 300, 0.1, schedule=Schedule.STEP, milestones=(0.5, 0.75))
+    return dict(phases=(phase,), batch_size=64, weight_decay=1e-4, nesterov=True)
+
+
+PAPER_RECIPES = {  # each family's paper schedule, given (family, ImageNet-style folder?, Mini-ImageNet?)
+    Family.MASKCONNECT: _maskconnect_paper,
+    Family.RESNEXT: _maskconnect_paper,
+    Family.DGCONV: _dgconv_paper,
+    Family.MULTIRESNET: _multiresnet_paper,
+    Family.SPARSENET: _sparsenet_paper,
+}
+
+
 def paper_recipe(model: str, dataset: str, learns_groups: bool = False, pipeline: str | None = None) -> dict[str, Any]:
+    """The config fields of the paper's recipe for ``model``'s family on ``dataset`` (see the module docstring)."""
     fam = family(model, learns_groups)
     mini = dataset == "imagefolder" and pipeline == ImagePipeline.MINI_IMAGENET.value
-    imagenet = dataset == "imagefolder" and not mini
-    if mini and fam not in ("maskconnect", "resnext"):
+    if mini and fam not in (Family.MASKCONNECT, Family.RESNEXT):
         raise ConfigError(
             f"no paper trains {model} on Mini-ImageNet (MaskConnect and its ResNeXt baseline do); "
             "pass phases in a config file or use --recipe quick"
         )
-    if fam in ("maskconnect", "resnext"):
-        learn = fam == "maskconnect"
-        if imagenet:
-            return dict(
-                phases=_maskconnect_phases((30, 30, 30, 30), learn), batch_size=256, weight_decay=1e-4, nesterov=False
-            )
-        return dict(
-            phases=_maskconnect_phases((120, 100, 50, 50), learn),
-            batch_size=256 if mini else 128,
-            weight_decay=5e-4,
-            nesterov=False,
-            normalisation=Normalisation.PIXEL_MEAN.value,  # E.1, E.3: per-pixel mean subtracted
-        )
-    if fam == "dgconv":
-        epochs = 100 if imagenet else 300
-        return dict(
-            phases=(
-                Phase(
-                    "learn-groups",
-                    epochs,
-                    0.2 if imagenet else 0.1,
-                    gate_lr=0.2 if imagenet else 0.1,
-                    schedule=Schedule.COSINE,
-                ),
-            ),
-            batch_size=512 if imagenet else 128,
-            weight_decay=1e-4,
-            nesterov=False,
-            budget=32.0,
-            alpha=-0.02,
-        )
-    if fam == "multiresnet" and imagenet:  # §V-C: 90 epochs, LR ÷10 every 30, the CIFAR hyper-parameters otherwise
-        return dict(
-            phases=(Phase("train", 90, 0.1, schedule=Schedule.STEP, milestones=(1 / 3, 2 / 3)),),
-            batch_size=256,
-            weight_decay=1e-4,
-            nesterov=False,
-        )
-    if fam == "multiresnet":
-        # NOTE: the paper gives 200 epochs, weight decay 1e-4, momentum 0.9 and no schedule; the authors' public code
-        # divides the LR by 10 at epochs 81 and 122 with Nesterov momentum, so that is the paper recipe here.
-        return dict(
-            phases=(Phase("train", 200, 0.1, schedule=Schedule.STEP, milestones=(81 / 200, 122 / 200)),),
-            batch_size=128,
-            weight_decay=1e-4,
-            nesterov=True,
-        )
-    if fam == "sparsenet" and imagenet:
-        # NOTE: §4 trains ImageNet "with the same preprocessing methods and hyperparameters" as its baselines and
-        # follows [11, 20] (fb.resnet.torch, DenseNet): 90 epochs, LR 0.1 ÷10 every 30, batch 256, Nesterov.
-        return dict(
-            phases=(Phase("train", 90, 0.1, schedule=Schedule.STEP, milestones=(1 / 3, 2 / 3)),),
-            batch_size=256,
-            weight_decay=1e-4,
-            nesterov=True,
-        )
-    if fam == "sparsenet":
-        return dict(
-            phases=(Phase("train", 300, 0.1, schedule=Schedule.STEP, milestones=(0.5, 0.75)),),
-            batch_size=64,
-            weight_decay=1e-4,
-            nesterov=True,
-        )
-    raise ConfigError(f"no paper recipe for {model}; pass phases in a config file or use --recipe quick")
+    if fam not in PAPER_RECIPES:
+        raise ConfigError(f"no paper recipe for {model}; pass phases in a config file or use --recipe quick")
+    return PAPER_RECIPES[fam](fam, dataset == "imagefolder" and not mini, mini)
 
 
 def quick_recipe(model: str, dataset: str, learns_groups: bool = False, pipeline: str | None = None) -> dict[str, Any]:
     fam = family(model, learns_groups)
-    if fam == "maskconnect":
+    if fam is Family.MASKCONNECT:
         return dict(phases=_maskconnect_phases((8, 6, 3, 3), True, lr=QUICK_LR), batch_size=64)
-    if fam == "resnext":
+    if fam is Family.RESNEXT:
         # NOTE: a ResNeXt module adds C branch outputs, each behind its own BN, so one SGD step moves it C times as far
         # as a MaskConnect block's mean of K inputs: on digits at LR 0.05 the loss went 4 → 19–35 in three steps under
         # He's or PyTorch's initialisation and 20 epochs ended anywhere from 61 % to 94 %; at 0.02 it trains steadily.
         return dict(phases=_maskconnect_phases((8, 6, 3, 3), False, lr=RESNEXT_QUICK_LR), batch_size=64)
-    if fam == "dgconv":
+    if fam is Family.DGCONV:
         return dict(
             phases=(
                 Phase("learn-groups", 12, QUICK_LR, gate_lr=QUICK_LR, schedule=Schedule.COSINE),
@@ -169,9 +157,6 @@ def recipe_defaults(
         recipe = Recipe.PAPER if dataset in PAPER_DATASETS else Recipe.QUICK
     pick = paper_recipe if recipe is Recipe.PAPER else quick_recipe
     return pick(model, dataset, learns_groups, pipeline)
-
-
-MINI_IMAGENET_STEM = ("maskconnect_cifar", "resnext_cifar")  # Table 6: a 3×3/2 max-pool after the first conv
 
 
 # `prunex train` with no arguments: the MaskConnect {20, 4, 8} network of the paper's Fig. 2, fan-in 4.
@@ -207,8 +192,8 @@ def _network_of(explicit: dict[str, Any]) -> dict[str, Any]:
     """``--structure-from RUN``: the run's network (model, arguments, learned convolutions) and, unless given, its
     dataset; no resource constraint (a plain grouped network has no gates)."""
     from prunex.artifacts.checkpoint import load_checkpoint
+    from prunex.artifacts.layout import checkpoint_file
     from prunex.models.registry import rebuild_kwargs
-    from prunex.train.run_dir import checkpoint_file
 
     given = [k for k in ("model", "model_kwargs", "learn_groups", "budget", "weights") if k in explicit]
     if given:
@@ -220,6 +205,11 @@ def _network_of(explicit: dict[str, Any]) -> dict[str, Any]:
     name = source["spec"]["name"]
     network = {"model": name, "model_kwargs": rebuild_kwargs(name, source["spec"].get("kwargs", {}))}
     return {**explicit, **network, "learn_groups": config.get("learn_groups"), "dataset": dataset, "budget": None}
+
+
+def _takes_mini_imagenet_stem(model: str) -> bool:
+    """MaskConnect's Table 6: the CIFAR networks get a 3×3/2 max-pool after their first conv on Mini-ImageNet."""
+    return model in list_models() and model_entry(model).mini_imagenet_stem
 
 
 def build_config(options: dict[str, Any], config_file: str | None = None) -> TrainConfig:
@@ -236,7 +226,7 @@ def build_config(options: dict[str, Any], config_file: str | None = None) -> Tra
     fields = recipe_defaults(
         explicit.get("recipe", Recipe.AUTO), model, dataset, bool(explicit.get("learn_groups")), pipeline
     )
-    if pipeline == ImagePipeline.MINI_IMAGENET.value and model in MINI_IMAGENET_STEM:
+    if pipeline == ImagePipeline.MINI_IMAGENET.value and _takes_mini_imagenet_stem(model):
         explicit["model_kwargs"] = {"stem_pool": True, **explicit.get("model_kwargs", {})}
     config = TrainConfig.from_dict({**fields, **explicit})
     if config.epochs is not None:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from prunex.artifacts import first_free
+from prunex.artifacts import layout as files
 from prunex.artifacts.checkpoint import CheckpointError, load_checkpoint
 from prunex.train.config import ConfigError, TrainConfig
 
-RUN_FILES = ("checkpoint.pt", "config.json", "metrics.jsonl")
 TRAIN_STATE_KEYS = ("phase", "epoch_in_phase", "epoch", "optimizer", "rng")
 
 
@@ -32,13 +32,13 @@ def check_new_run_dir(path: Path) -> None:
     """Refuse a directory that already holds (part of) a run."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path} is a file, not a directory")
-    taken = [f for f in RUN_FILES if (path / f).exists()]
-    if "checkpoint.pt" in taken:
+    taken = [f for f in files.RUN_FILES if (path / f).exists()]
+    if files.CHECKPOINT in taken:
         raise ConfigError(f"{path} already holds a run; resume it with --resume {path} or pick a new --out")
     if taken:
         raise ConfigError(
             f"{path} already holds {', '.join(taken)} (a run that stopped before its first epoch ended leaves "
-            f"config.json); pick a new --out, or delete {path} to start again there"
+            f"{files.CONFIG}); pick a new --out, or delete {path} to start again there"
         )
 
 
@@ -46,11 +46,7 @@ def write_config(path: Path, config: TrainConfig) -> None:
     path.mkdir(parents=True, exist_ok=True)
     from prunex.artifacts import atomic_write_text
 
-    atomic_write_text(path / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-
-
-def checkpoint_file(resume: Path) -> Path:
-    return resume / "checkpoint.pt" if resume.is_dir() else resume
+    atomic_write_text(path / files.CONFIG, json.dumps(config.to_dict(), indent=2) + "\n")
 
 
 def resumable(ckpt: dict[str, Any], path: Path) -> tuple[TrainConfig, dict[str, Any]]:
@@ -92,15 +88,15 @@ def resume_dir(ckpt_path: Path, state: dict[str, Any], history: list, out: Path 
         return out
     run = ckpt_path.parent
     epoch = state.get("epoch", 0)
-    latest = run / "checkpoint.pt"
+    latest = run / files.CHECKPOINT
     newer = None
     if latest.resolve() != ckpt_path.resolve() and latest.exists():
         latest_epoch = _epoch_of(latest)
         if latest_epoch is None or latest_epoch > epoch:
             newer = f"{latest} (epoch {latest_epoch})" if latest_epoch is not None else str(latest)
-    logged = _logged_epochs(run / "metrics.jsonl")
+    logged = _logged_epochs(run / files.METRICS)
     if newer is None and logged > len(history):
-        newer = f"{run / 'metrics.jsonl'} ({logged} epochs logged)"
+        newer = f"{run / files.METRICS} ({logged} epochs logged)"
     if newer is not None:
         raise ConfigError(
             f"{ckpt_path} is at epoch {epoch}, but {run} holds newer work: {newer}; resuming there would overwrite "

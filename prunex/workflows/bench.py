@@ -6,16 +6,15 @@ result = job.run(on_row=print)                                    # measures, wr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from prunex.artifacts import atomic_directory, claim_output
 from prunex.artifacts import layout as files
+from prunex.artifacts.bench_report import BenchReport, BenchRow
 from prunex.artifacts.errors import InputError
 from prunex.benchmarking.report import plot_latency
 from prunex.benchmarking.run import DTYPES, REFERENCE, BenchModel, BenchSettings, run_grid
@@ -25,13 +24,15 @@ from prunex.inspection import draw_pictures
 from prunex.models.references import AUTO, build_reference, choose_reference
 from prunex.runtime.backends import backend_names, unavailable_reason
 from prunex.runtime.cases import CompileMode
+from prunex.runtime.choices import Backend, parse_option
 from prunex.runtime.devices import pick_device
+from prunex.runtime.precision import Precision
 
 
 @dataclass
 class BenchResult:
     out: Path
-    result: dict[str, Any]  # what bench.json holds
+    result: BenchReport  # what bench.json holds
     plot: Path | None
     warnings: list[str] = field(default_factory=list)
 
@@ -44,14 +45,14 @@ class BenchJob:
     out: Path
     plots: bool
 
-    def run(self, on_row: Callable[[dict[str, Any]], None] | None = None) -> BenchResult:
+    def run(self, on_row: Callable[[BenchRow], None] | None = None) -> BenchResult:
         warnings: list[str] = []
         with atomic_directory(self.out, replace=True) as tmp:
             result = run_grid(self.models, self.settings, on_row=on_row)
-            if not any(row["status"] == "ok" for row in result["results"]):
-                reasons = sorted({row["reason"] for row in result["results"]})
+            if not result.measured:
+                reasons = sorted({row.reason for row in result.results})
                 raise InputError(f"nothing could be measured ({'; '.join(reasons)[:300]}); {self.out} was not written")
-            (tmp / files.BENCH_JSON).write_text(json.dumps(result, indent=2) + "\n")
+            result.write(tmp / files.BENCH_JSON)
             plot = plot_latency(result, tmp / files.BENCH_PLOT) if self.plots else None
             if self.plots:
                 for i, source in enumerate(self.sources):
@@ -95,26 +96,12 @@ def prepare_bench(
     replaced only with ``force`` (and only once the new one has measured something), one holding other files never.
     A grid in which nothing can run on this device (fp16 on the CPU, say) is refused before any work."""
     dev = pick_device(device)
-    known = backend_names()
-    backends = known if backends is None else list(backends)
-    unknown = [b for b in backends if b not in known] + [d for d in dtypes if d not in DTYPES]
-    if unknown:
-        raise InputError(
-            f"unknown backend or precision: {', '.join(unknown)} (backends: {', '.join(known)}; precisions: "
-            f"{', '.join(DTYPES)})"
-        )
-    if not backends:
-        raise InputError("--backend names no backend")
+    backends, dtypes = _grid(backends, dtypes)
     if not batches or min(batches) < 1:
         raise InputError(f"--batch takes batch sizes of at least 1, got {list(batches)}")
     if warmup < 0 or iters < 1 or min_seconds < 0:
         raise InputError(f"need warmup >= 0, iters >= 1, min_seconds >= 0; got {warmup}, {iters}, {min_seconds}")
-    try:
-        compile_mode = CompileMode(compile_mode)
-    except ValueError:
-        raise InputError(
-            f"unknown compile mode {compile_mode!r} (choose from {', '.join(m.value for m in CompileMode)})"
-        ) from None
+    compile_mode = parse_option(CompileMode, compile_mode, "--compile-mode")
     _check_something_runs(dev, backends, dtypes)
     out = claim_output(None if out is None else Path(out), Path(files.BENCH_DIR), _ours, "prunex bench", force)
     sources = [Path(s) for s in sources]
@@ -123,7 +110,7 @@ def prepare_bench(
         loaded = load_pair(source)
         group = [BenchModel(m.name, m.label, str(source), m.module, m.input_shape) for m in loaded]
         group += _reference(reference, loaded[0], str(source))
-        if "int8" in dtypes:
+        if Precision.INT8 in dtypes:
             images, note = _calibration(loaded[0])
             for m in group:
                 m.calibration, m.calibration_note = images, note
@@ -142,6 +129,21 @@ def _calibration(model: LoadedModel) -> tuple[torch.Tensor | None, str]:
         return labelled_images(model.dataset, "train", INT8_CALIBRATION)[0], ""
     except DatasetError as err:
         return None, str(err)
+
+
+def _grid(backends: Sequence[str] | None, dtypes: Sequence[str]) -> tuple[list[Backend], list[Precision]]:
+    """The backends (all when None) and precisions named, as members; InputError naming any unknown word."""
+    known = backend_names()
+    names = known if backends is None else list(backends)
+    unknown = [b for b in names if b not in known] + [d for d in dtypes if d not in DTYPES]
+    if unknown:
+        raise InputError(
+            f"unknown backend or precision: {', '.join(unknown)} (backends: {', '.join(known)}; precisions: "
+            f"{', '.join(DTYPES)})"
+        )
+    if not names:
+        raise InputError("--backend names no backend")
+    return [Backend(b) for b in names], [Precision(d) for d in dtypes]
 
 
 def _check_something_runs(dev: torch.device, backends: Sequence[str], dtypes: Sequence[str]) -> None:

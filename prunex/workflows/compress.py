@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from torch import fx, nn
 from prunex.artifacts import atomic_directory, atomic_write_text, check_replaceable
 from prunex.artifacts import layout as files
 from prunex.artifacts.compressed_model import save_compressed
+from prunex.artifacts.compression_report import CompressionReport, ReferenceRecord
 from prunex.artifacts.errors import InputError
 from prunex.artifacts.tuning_cache import check_tuning_cache
 from prunex.data import image_shape, readable_test_images
@@ -73,7 +74,7 @@ def write_failure(out: Path, holds_model: bool, report: dict[str, Any]) -> Path:
 class CompressResult:
     out: Path
     model: fx.GraphModule
-    report: dict[str, Any]
+    report: CompressionReport
     pictures: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -112,18 +113,17 @@ class CompressJob:
                 path = write_failure(self.out, self.holds_model, err.report)
                 kept = f"; the compressed model in {self.out} is unchanged" if self.holds_model else ""
                 raise PassVerificationError(f"{err}\ndiff report: {path}{kept}", err.report) from None
-            report["reference"] = _reference_cost(self.ckpt["spec"], tuple(report["input_shape"][1:]))
-            report["checkpoint"] = str(self.checkpoint)
-            report["calibration"] = self.source
+            report.reference = _reference_cost(self.ckpt["spec"], report.input_chw)
+            report.checkpoint, report.calibration = str(self.checkpoint), self.source
             meta = {
                 "source": self.ckpt["spec"],
-                "input_shape": report["input_shape"],
+                "input_shape": report.input_shape,
                 "dataset": self.ckpt.get("dataset"),
-                "totals": report["totals"],
+                "totals": asdict(report.totals),
             }
             save_compressed(gm, tmp, meta)
-            (tmp / files.REPORT).write_text(json.dumps(report, indent=2) + "\n")
-            warnings = list(report.get("warnings", []))
+            report.write(tmp / files.REPORT)
+            warnings = list(report.warnings)
             pictures: list[Path] = []
             if self.plots:
                 pictures, missing = draw_pictures(self.model, tmp, report, ("svg", "png"))
@@ -131,10 +131,13 @@ class CompressJob:
         return CompressResult(self.out, gm, report, [self.out / p.name for p in pictures], warnings)
 
 
-def _reference_cost(spec: dict[str, Any], input_shape: tuple[int, ...]) -> dict[str, Any] | None:
+def _reference_cost(spec: dict[str, Any], input_shape: tuple[int, ...]) -> ReferenceRecord | None:
     """What the network ``prunex bench`` times beside this one costs at the same input (None if it has none)."""
     reference = default_reference(spec)
-    return reference_cost(reference, input_shape).as_dict() if reference is not None else None
+    if reference is None:
+        return None
+    cost = reference_cost(reference, input_shape)
+    return ReferenceRecord(cost.label, cost.params, cost.macs)
 
 
 def prepare_compress(

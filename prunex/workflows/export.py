@@ -7,7 +7,6 @@ anything.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 from prunex.artifacts import check_writable_parent
 from prunex.artifacts.errors import InputError
 from prunex.artifacts.export_outputs import ExportOutput, check_outputs, sha256_of
+from prunex.artifacts.outputs import atomic_file
 from prunex.exporters.export import (
     export_and_validate_onnx,
     export_and_validate_tensorrt,
@@ -51,14 +51,11 @@ def publish(
     """``make(tmp)`` exports to a temporary sibling and validates; the output goes to ``final`` if it passed, else to
     FINAL.diverged, so an earlier ``final`` is replaced only by a validated model."""
     output = ExportOutput(final)
-    tmp = final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")
-    try:
-        report, extra = make(tmp)
-        path = final if report.passed else output.diverged
-        checksum = sha256_of(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(final) as pending:
+        report, extra = make(pending.path)
+        pending.destination = final if report.passed else output.diverged
+        checksum = sha256_of(pending.path)
+    path = pending.destination
     fields = {key: str(path), "sha256": checksum, **extra}
     return ExportOutcome(report, path, write_report(output.report_of(path), report, fields), fields)
 

@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from prunex.train import TrainConfig, Trainer, TrainResult, build_config
+from prunex.train.observer import TrainObserver
 from prunex.train.recipes import resume_config
 
 
@@ -22,14 +21,13 @@ def prepare_train(
     *,
     resume: str | Path | None = None,
     config: str | Path | None = None,
-    console: Console | None = None,
-    quiet: bool = False,
+    observer: TrainObserver | None = None,
     **options: Any,
 ) -> Trainer:
     """A :class:`~prunex.train.Trainer` for ``options`` (the fields of :class:`~prunex.train.TrainConfig`; ``None``
     means not given) over the recipe's defaults and the ``config`` file, or for resuming the run at ``resume``
-    (then only how it executes may be given)."""
-    return Trainer(_configuration(resume, config, options), resume=resume, console=console, quiet=quiet)
+    (then only how it executes may be given). ``observer`` is told how the run goes (default: nobody)."""
+    return Trainer(_configuration(resume, config, options), resume=resume, observer=observer)
 
 
 def _configuration(resume: str | Path | None, config: str | Path | None, options: dict[str, Any]) -> TrainConfig:

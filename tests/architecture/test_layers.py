@@ -31,6 +31,28 @@ LAYERS = {
 }
 
 
+BOTTOM = {"version", "artifacts", "runtime"}
+# The packages each package may import (besides itself and the bottom layer): the layers say "only down"; this
+# says which downward edges exist on purpose, so a new one is a decision, not an accident.
+ALLOWED = {
+    "version": set(),
+    "artifacts": set(),
+    "runtime": set(),
+    "nn": set(),
+    "models": {"nn"},
+    "data": set(),  # datasets know nothing of networks
+    "train": {"nn", "models", "data"},
+    "passes": {"nn"},  # the compiler never imports the trainer, the data or the model zoo
+    "inspection": {"nn", "models"},
+    "exporters": {"models", "data", "passes"},
+    "benchmarking": set(),  # the benchmark harness stands on the runtime alone
+    "workflows": {"models", "data", "train", "passes", "inspection", "exporters", "benchmarking"},
+    "cli": {"workflows", "models", "train", "passes", "benchmarking"},
+    "": {"models", "passes", "workflows"},
+    "__main__": {"cli"},
+}
+
+
 def _modules() -> dict[str, Path]:
     out = {}
     for path in ROOT.rglob("*.py"):
@@ -82,6 +104,20 @@ def test_imports_only_look_down():
         if _package(a) != _package(b) and LAYERS[_package(b)] >= LAYERS[_package(a)]
     )
     assert not upward, "\n".join(upward)
+
+
+def package_edges() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = defaultdict(set)
+    for a, targets in import_graph().items():
+        for b in targets:
+            if _package(a) != _package(b):
+                edges[_package(a)].add(_package(b))
+    return edges
+
+
+def test_each_package_imports_only_the_packages_it_is_allowed():
+    extra = {pkg or "prunex": sorted(used - ALLOWED[pkg] - BOTTOM) for pkg, used in package_edges().items()}
+    assert not any(extra.values()), {k: v for k, v in extra.items() if v}
 
 
 def test_no_module_imports_itself_round_a_circle():
@@ -151,8 +187,8 @@ def test_pictures_and_benchmarks_leave_no_figure_and_no_temporary_directory(tmp_
     model = freeze(model)
     before = set(glob.glob(f"{tempfile.gettempdir()}/prunex-bench-*"))
     settings = BenchSettings(torch.device("cpu"), ["eager", "onnxruntime"], ["fp32"], [1], False, 0, 1)
-    rows = run_grid([BenchModel("m", "gated", "g", model, (1, 8, 8))], settings)["results"]
-    assert all(r["status"] == "ok" for r in rows)
+    rows = run_grid([BenchModel("m", "gated", "g", model, (1, 8, 8))], settings).results
+    assert all(r.ok for r in rows)
     assert set(glob.glob(f"{tempfile.gettempdir()}/prunex-bench-*")) == before
     paths, missing = draw_pictures(model, tmp_path, None, ("png",))
     assert paths and missing is None

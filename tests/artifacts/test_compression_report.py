@@ -6,8 +6,9 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from prunex.artifacts.compression_report import read_report
-from prunex.inspection import print_summary, summarise
+from prunex.artifacts.compression_report import KeptGather, PassRecord, Totals, read_report
+from prunex.cli.views.inspect import print_summary
+from prunex.inspection import summarise
 from prunex.passes import compress
 
 
@@ -15,7 +16,7 @@ def _current_report() -> dict:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
     _, report = compress(model.eval(), torch.randn(2, 3, 6, 6))
-    return json.loads(json.dumps(report))
+    return json.loads(json.dumps(report.to_json()))
 
 
 def _as_written_before_0_3(report: dict) -> dict:
@@ -32,10 +33,12 @@ def test_an_old_report_reads_as_a_current_one(tmp_path):
     current = _current_report()
     (tmp_path / "new.json").write_text(json.dumps(current))
     (tmp_path / "old.json").write_text(json.dumps(_as_written_before_0_3(current)))
-    assert read_report(tmp_path / "new.json") == current  # a current report is read unchanged
+    new = read_report(tmp_path / "new.json")
+    assert new.to_json() == current  # a current report is read unchanged, every field typed
+    assert isinstance(new.totals, Totals) and all(isinstance(p, PassRecord) for p in new.passes)
     old = read_report(tmp_path / "old.json")
-    assert old["totals"] == current["totals"] and old["passes"] == current["passes"]
-    assert old["gathers_remaining"] == [{"gather": "index_select_1", "forced_by": None}]
+    assert old.totals == new.totals and old.passes == new.passes
+    assert old.gathers_remaining == [KeptGather("index_select_1", None)]
     console = Console(record=True, width=200)
     summary = summarise(nn.Sequential(nn.Conv2d(3, 4, 3)), old)
     print_summary(console, summary)

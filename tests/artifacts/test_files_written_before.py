@@ -2,12 +2,15 @@
 plain network retrained from its structure, compressed models with their reports, a bench.json) still load and
 compute what they computed."""
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from prunex.artifacts.bench_report import read_bench
+from prunex.artifacts.checkpoint import load_checkpoint
 from prunex.artifacts.compressed_model import load_compressed
 from prunex.artifacts.compression_report import read_report
 from prunex.cli.app import app
@@ -50,9 +53,10 @@ def test_a_compressed_model_written_by_0_6_computes_its_checkpoint(run):
 def test_a_report_written_by_0_6_reads_whole(run):
     report = read_report(FIXTURES / run / "compressed" / "report.json")
     assert report is not None
-    assert report["totals"]["macs_after"] <= report["totals"]["macs_before"]
-    assert [p["name"] for p in report["passes"]][0] == "frozen"
-    assert bool(report["groups"]) == (run == "learned_groups")
+    assert report.totals.macs_after <= report.totals.macs_before and report.reference is not None
+    assert [p.name for p in report.passes][0] == "frozen" and report.checkpoint and report.calibration
+    assert bool(report.groups) == (run == "learned_groups")
+    assert report.to_json() == json.loads((FIXTURES / run / "compressed" / "report.json").read_text())
 
 
 def test_inspect_reads_a_0_6_run(tmp_path):
@@ -61,3 +65,21 @@ def test_inspect_reads_a_0_6_run(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "after compression" in result.output
+
+
+def test_a_bench_written_by_0_6_reads_whole():
+    path = FIXTURES / "maskconnect" / "bench" / "bench.json"
+    bench = read_bench(path)
+    assert bench is not None and bench.measured and all(r.median_ms > 0 for r in bench.measured)
+    assert {r.kind for r in bench.measured} == {"gated", "compressed"} and bench.speedups
+    assert bench.to_json() == json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("run", ["sparsenet", "maskconnect"])
+def test_a_0_6_checkpoints_hand_written_tail_loads_into_the_classifier_head(run):
+    state = load_checkpoint(FIXTURES / run)["state_dict"]
+    assert "fc.weight" in state and not any(k.startswith("head.") for k in state)  # written before the head
+    model, _ = model_from_checkpoint(FIXTURES / run)
+    assert torch.equal(model.head.fc.weight, state["fc.weight"]) and torch.equal(model.head.fc.bias, state["fc.bias"])
+    if run == "sparsenet":  # a pre-activation network: its final BN-ReLU is the head's
+        assert torch.equal(model.head.norm[0].running_var, state["head_norm.0.running_var"])

@@ -1,9 +1,11 @@
 import io
 import json
+from dataclasses import asdict
 
 import pytest
 from typer.testing import CliRunner
 
+from prunex.artifacts.bench_report import BenchReport, BenchRow, RowStatus
 from prunex.benchmarking.run import speedups
 from prunex.cli.app import app
 from prunex.runtime.timing import COV_WARNING, percentile, summarise, time_callable, time_interleaved
@@ -38,6 +40,11 @@ def test_interleaved_timing_alternates_short_bursts_so_every_callable_sees_the_s
     assert calls[:4] == ["a", "a", "b", "b"]
 
 
+def _rows(dicts):
+    """Rows as bench measures them, from their case and median (``status`` ok)."""
+    return [BenchRow(model="m", **{**d, "status": RowStatus(d["status"])}) for d in dicts]
+
+
 def test_speedups_pair_gated_and_compressed_of_the_same_run():
     rows = [
         {
@@ -68,7 +75,7 @@ def test_speedups_pair_gated_and_compressed_of_the_same_run():
             "median_ms": 1.0,
         },
     ]
-    assert speedups(rows) == [
+    assert [asdict(s) for s in speedups(_rows(rows))] == [
         {
             "group": "r",
             "kind": "compressed",
@@ -161,7 +168,7 @@ def assert_the_table_reads_at_80_columns(data):
 
     for width, shown in ((80, False), (160, True)):
         console = Console(width=width, record=True, file=io.StringIO())
-        for table in results_tables(data, width):
+        for table in results_tables(BenchReport.from_json(data), width):
             console.print(table)
         text = console.export_text()
         assert "…" not in text and max(len(line) for line in text.splitlines()) <= width, text
@@ -251,7 +258,9 @@ def test_int8_runs_only_where_quantized_onnx_runs_and_is_compared_with_its_own_f
         return dict(group="r", kind=kind, backend="onnxruntime", dtype=dtype, batch=batch, status="ok", median_ms=ms)
 
     rows = [row("compressed", "fp32", 1, 3.0), row("compressed", "int8", 1, 2.0), row("reference", "int8", 1, 1.0)]
-    assert versus_fp32(rows) == [  # the reference has no fp32 row here: nothing to compare it with
+    assert [
+        asdict(s) for s in versus_fp32(_rows(rows))
+    ] == [  # the reference has no fp32 row here: nothing to compare it with
         {
             "group": "r",
             "kind": "compressed",

@@ -4,6 +4,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from prunex.artifacts.compression_report import read_report
 from prunex.cli.app import app
 from prunex.data import load_dataset
 from prunex.train import model_from_checkpoint
@@ -130,8 +131,8 @@ def test_a_torchvision_network_goes_through_every_command(tmp_path, monkeypatch)
     result = CliRunner().invoke(app, [*train, "--epochs", "2", "-q"])
     assert result.exit_code == 0, result.output
     assert CliRunner().invoke(app, ["compress", str(run)]).exit_code == 0
-    report = json.loads((run / "compressed" / "report.json").read_text())
-    assert len(report["groups"]) == 16 and report["totals"]["end_to_end_max_rel_err"] <= 1e-5
+    report = read_report(run / "compressed" / "report.json")
+    assert len(report.groups) == 16 and report.totals.end_to_end_max_rel_err <= 1e-5
     exported = CliRunner().invoke(app, ["export", str(run / "compressed"), "--onnx", str(tmp_path / "m.onnx")])
     assert exported.exit_code == 0, exported.output
     assert json.loads((tmp_path / "m.validation.json").read_text())["passed"]

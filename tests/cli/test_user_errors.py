@@ -93,7 +93,7 @@ def test_compress_for_a_missing_cuda_device_keeps_everything(work):
 def test_a_failed_verification_keeps_the_earlier_compressed_model(work, monkeypatch):
     original = pipeline_module.default_passes
     monkeypatch.setattr(
-        pipeline_module, "default_passes", lambda options, *rest: [*original(options, *rest), bias_breaker("fc")]
+        pipeline_module, "default_passes", lambda options, *rest: [*original(options, *rest), bias_breaker("head.fc")]
     )
     before = snapshot(work)
     result = invoke("compress", work, "--force")
@@ -150,7 +150,7 @@ def test_atomic_directory_leaves_the_old_one_on_failure(tmp_path):
 # -- train: runs are never overwritten ------------------------------------------------------------------------------
 def test_resuming_an_older_checkpoint_refuses_to_overwrite_the_newer_run(tmp_path):
     run = tmp_path / "r"
-    Trainer(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True).fit()  # 2 epochs
+    Trainer(tiny_config(run, phases=tiny_config(run).phases[:1])).fit()  # 2 epochs
     ckpt = load_checkpoint(run)
     older = dict(ckpt, train_state={**ckpt["train_state"], "epoch": 1, "phase": 0, "epoch_in_phase": 0})
     older["history"] = ckpt["history"][:1]
@@ -169,7 +169,7 @@ def test_resuming_an_older_checkpoint_refuses_to_overwrite_the_newer_run(tmp_pat
 
 def test_options_given_with_resume_are_refused_by_name(tmp_path):
     run = tmp_path / "r"
-    Trainer(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True).fit()
+    Trainer(tiny_config(run, phases=tiny_config(run).phases[:1])).fit()
     before = snapshot(run)
     assert_one_line_error(invoke("train", "--resume", run, "--epochs", "50", "--batch-size", "7"), 2, "--epochs")
     assert "--batch-size" in " ".join(invoke("train", "--resume", run, "--batch-size", "7").output.split())

@@ -139,7 +139,7 @@ def test_compress_plots_writes_the_pictures_next_to_the_model(tmp_path):
     from tests.train.helpers import tiny_config
 
     run = tmp_path / "run"
-    train(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True)
+    train(tiny_config(run, phases=tiny_config(run).phases[:1]))
     result = CliRunner().invoke(app, ["compress", str(run), "--plots"], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     assert (run / "compressed" / "connectivity.svg").exists()
@@ -155,7 +155,7 @@ def test_without_matplotlib_the_text_summary_still_works(tmp_path, monkeypatch):
 
     monkeypatch.setattr(figures, "_pyplot", missing)
     run = tmp_path / "run"
-    train(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True)
+    train(tiny_config(run, phases=tiny_config(run).phases[:1]))
     result = CliRunner().invoke(app, ["inspect", str(run)], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     assert "no pictures" in result.output and "prunex[plots]" in result.output

@@ -77,7 +77,7 @@ def _paper_maskconnect(model, x):
             xs.append(total * (1.0 / g.fan_in))
         ys = [torch.relu(module.shortcut(xj) + block(xj)) for xj, block in zip(xs, module.blocks, strict=True)]
     z = sum(ys[1:], ys[0]) * (1.0 / len(ys))
-    return model.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(z, 1), 1))
+    return model.head(z)
 
 
 def test_maskconnect_outputs_and_mask_gradients_are_the_papers_for_a_fixed_generator():

@@ -36,7 +36,7 @@ def test_he_initialisation_of_the_families_that_state_it(name, kwargs):
         assert std == pytest.approx(math.sqrt(2 / fan_out), rel=0.1)  # PyTorch's default is ~2.4× smaller
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert all(bool((m.weight == 1).all()) and bool((m.bias == 0).all()) for m in norms)
-    assert float(model.fc.bias.detach().abs().max()) == 0.0
+    assert float(model.head.fc.bias.detach().abs().max()) == 0.0
 
 
 def test_multiresnet_paper_recipe_steps_at_epochs_81_and_122_with_nesterov():

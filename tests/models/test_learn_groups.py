@@ -104,8 +104,8 @@ def _compresses_exactly_and_exports(model, tmp_path):
     with torch.no_grad():
         ref = model(X)
         assert float((gm(X) - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
-    assert report["totals"]["end_to_end_max_rel_err"] <= 1e-5  # measured against the model as it was
-    assert report["groups"] and report["totals"]["macs_after"] < report["totals"]["macs_before"]
+    assert report.totals.end_to_end_max_rel_err <= 1e-5  # measured against the model as it was
+    assert report.groups and report.totals.macs_after < report.totals.macs_before
     path = export_onnx(gm, X[:1], tmp_path / "model.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = session.run(None, {session.get_inputs()[0].name: X.numpy()})[0]
@@ -117,7 +117,7 @@ def test_a_users_own_network_compresses_exactly_and_exports(tmp_path):
     model = create_model("tests.models.user_builder:small_cnn", num_classes=5)
     learn_groups(model)
     report = _compresses_exactly_and_exports(randomise_batchnorm(random_dgconv_gates(model)).eval(), tmp_path)
-    assert [g["layer"] for g in report["groups"]] == ["3"]  # the second conv; the first reads 3 channels
+    assert [g.layer for g in report.groups] == ["3"]  # the second conv; the first reads 3 channels
 
 
 @pytest.mark.slow  # five torchvision networks through the whole compiler and ONNX Runtime (~2 min)

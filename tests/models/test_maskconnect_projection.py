@@ -58,7 +58,7 @@ def _check_at_most_resnext(name, kwargs, shape):
     ref = _flops(reference, shape)
     ref_layers = ref.get("convolution", 0) + ref.get("addmm", 0)
     layers, mix, report = _compressed_layer_and_mix_flops(name, kwargs, shape)
-    assert report["totals"]["end_to_end_top1_agreement"] == 1.0
+    assert report.totals.end_to_end_top1_agreement == 1.0
     assert layers <= ref_layers  # the convolutions and the classifier: ResNeXt's, less the pruned blocks
     assert mix > 0  # stacked, the K-of-C mix is one C×C product per module (zeros where no gate is on) …
     separate_layers, separate_mix, _ = _compressed_layer_and_mix_flops(name, kwargs, shape, stack=False)

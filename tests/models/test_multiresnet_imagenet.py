@@ -38,7 +38,7 @@ def test_forward_backward_exact_compression_and_onnx_export(tmp_path):
     with torch.no_grad():
         ref = model(x)
         assert float((gm(x) - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
-    assert report["totals"]["macs_after"] == report["totals"]["macs_before"]  # branches merged, nothing removed
+    assert report.totals.macs_after == report.totals.macs_before  # branches merged, nothing removed
     export_onnx(gm, x[:1], tmp_path / "m.onnx")
 
 

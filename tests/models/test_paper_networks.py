@@ -61,7 +61,7 @@ def test_maskconnect_imagenet_small_input_trains_and_compresses_exactly(tmp_path
     model = randomise_batchnorm(model).eval()
     gm, report = assert_equivalent(model, x)
     dead = sum(not on for stage in model.active_blocks() for on in stage)
-    assert dead > 0 and report["totals"]["params_after"] < report["totals"]["params_before"]
+    assert dead > 0 and report.totals.params_after < report.totals.params_before
     export_onnx(gm, x[:1], tmp_path / "m.onnx")
 
 

@@ -166,7 +166,7 @@ def test_a_single_process_checkpoint_loads_into_a_sharded_model():
         assert all(
             torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values(), strict=True)
         )
-    assert torch.equal(part.fc.weight, full.fc.weight)  # shared layers are replicated
+    assert torch.equal(part.head.fc.weight, full.head.fc.weight)  # shared layers are replicated
 
 
 def test_layouts_that_cannot_split_the_functions_are_refused_before_any_work():

@@ -23,8 +23,8 @@ def assert_equivalent(model, x, options=CompressOptions()):
         ref, out = frozen(probe), gm(probe)
     assert float((out - ref).abs().max()) <= 1e-4 * float(ref.abs().max())
     assert torch.equal(out.argmax(1), ref.argmax(1))
-    assert report["totals"]["params_after"] == count_params(gm) == sum(p.numel() for p in gm.parameters())
-    assert all(p["max_rel_err"] <= 1e-4 and p["top1_agreement"] == 1.0 for p in report["passes"])
+    assert report.totals.params_after == count_params(gm) == sum(p.numel() for p in gm.parameters())
+    assert all(p.max_rel_err <= 1e-4 and p.top1_agreement == 1.0 for p in report.passes)
     assert not [m for m in gm.modules() if type(m).__module__.startswith("prunex")]  # standard layers only
     return gm, report
 
@@ -66,8 +66,8 @@ def test_g_resnext_any_gate_pattern(data, seed):
         patterns = [[int(kind == "all-ones")] * m.num_gates for m in layers]
     set_dgconv_gates(model, patterns)
     _, report = assert_equivalent(model.eval(), torch.randn(8, 3, 16, 16))
-    assert report["gathers_remaining"] == []
-    assert [g["learned_groups"] for g in report["groups"]] == [2 ** (len(p) - sum(p)) for p in patterns]
+    assert report.gathers_remaining == []
+    assert [g.learned_groups for g in report.groups] == [2 ** (len(p) - sum(p)) for p in patterns]
 
 
 @pytest.mark.parametrize(
@@ -94,5 +94,5 @@ def test_resnext_branches_merge_into_wide_and_grouped_convs():
     convs = [m for m in gm.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 1 + 3 * 3 + 3  # stem, three convs per module, three projections (16→64, 64→128, 128→256)
     assert sorted({c.groups for c in convs}) == [1, 4]  # the 3x3 of each module is grouped C = 4
-    merged = [r for r in report["passes"] if r["name"] == "merge_parallel_branches"][0]
-    assert merged["macs"] == report["passes"][0]["macs"]  # the ResNeXt equivalence: same MACs, fewer launches
+    merged = [r for r in report.passes if r.name == "merge_parallel_branches"][0]
+    assert merged.macs == report.passes[0].macs  # the ResNeXt equivalence: same MACs, fewer launches

@@ -23,13 +23,13 @@ def test_k1_removes_exactly_the_blocks_nobody_reads_and_their_parameters():
     }
     assert expected, "the seed should leave some blocks unread"
     _, report = compress(model, torch.randn(4, 3, 16, 16))
-    assert report["blocks_removed"] == expected
+    assert report.blocks_removed == expected
     block_params = {
         (i, j): sum(p.numel() for p in model.stages[i].blocks[j].parameters())
         for i, js in ((int(k.split(".")[1]), v) for k, v in expected.items())
         for j in js
     }
-    by_pass = {r["name"]: r for r in report["passes"]}
-    dropped = by_pass["fold_gate_constants"]["params"] - by_pass["eliminate_dead_blocks"]["params"]
+    by_pass = {r.name: r for r in report.passes}
+    dropped = by_pass["fold_gate_constants"].params - by_pass["eliminate_dead_blocks"].params
     assert dropped == sum(block_params.values())
-    assert by_pass["frozen"]["params"] == by_pass["fold_gate_constants"]["params"]  # folding removes no weights
+    assert by_pass["frozen"].params == by_pass["fold_gate_constants"].params  # folding removes no weights

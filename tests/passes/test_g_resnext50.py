@@ -28,11 +28,11 @@ def _weights(model):
 def test_contiguous_groups_compress_back_to_torchvision(reference):
     gm, report = compress(from_torchvision_resnext(reference), X, options=CompressOptions(fold_bn=False))
     assert _weights(gm) == _weights(reference)
-    assert sum(p.numel() for p in gm.parameters()) == 25_028_904 == report["totals"]["params_after"]
-    assert report["totals"]["params_before"] == 68_883_240 + 137  # dense DGConv weights and the gates
+    assert sum(p.numel() for p in gm.parameters()) == 25_028_904 == report.totals.params_after
+    assert report.totals.params_before == 68_883_240 + 137  # dense DGConv weights and the gates
     with torch.no_grad():
         torch.testing.assert_close(gm(X), reference(X), rtol=0, atol=1e-5)
-    assert {g["learned_groups"] for g in report["groups"]} == {32} and report["gathers_remaining"] == []
+    assert {g.learned_groups for g in report.groups} == {32} and report.gathers_remaining == []
 
 
 def _non_contiguous(reference):
@@ -51,8 +51,8 @@ def _non_contiguous(reference):
 def test_non_contiguous_groups_leave_no_gather_in_any_bottleneck(reference):
     model = _non_contiguous(reference)
     gm, report = compress(model, X)
-    assert not any(g["contiguous"] for g in report["groups"])
-    assert report["gathers_remaining"] == []
+    assert not any(g.contiguous for g in report.groups)
+    assert report.gathers_remaining == []
     targets = [n.target for n in gm.graph.nodes if n.op == "call_function"]
     assert torch.index_select not in targets
     with torch.no_grad():

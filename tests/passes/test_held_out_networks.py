@@ -59,8 +59,8 @@ def test_a_held_out_network_compiles_exactly_to_a_minimal_graph(name, tmp_path):
     size = NETWORKS[name][1]
     x = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(1))
     gm, report = compress(model, x[:1], calibration=x)
-    assert report["totals"]["end_to_end_max_rel_err"] <= 1e-5
-    assert all(g["forced_by"] for g in report["gathers_remaining"])  # each names the orders that meet there
+    assert report.totals.end_to_end_max_rel_err <= 1e-5
+    assert all(g.forced_by for g in report.gathers_remaining)  # each names the orders that meet there
     path = export_onnx(gm, x[:1], tmp_path / f"{name}.onnx")
     assert_minimal(path)
     checked = validate("onnxruntime", onnxruntime_runner(str(path)), model, validation_batches((3, size, size)))

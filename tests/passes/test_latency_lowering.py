@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch import fx, nn
 from typer.testing import CliRunner
 
+from prunex.artifacts.compression_report import read_report
 from prunex.cli.app import app
 from prunex.models import create_model
 from prunex.passes import CompressOptions, compress
@@ -70,25 +71,25 @@ def _assert_exact(model, gm):
 def test_dense_wins_when_it_measures_fastest(tmp_path):
     model = g_resnext()
     gm, report = tuned(model, "dense", tmp_path)
-    assert [g["groups_after"] for g in report["groups"]] == [1, 1, 1]
+    assert [g.groups_after for g in report.groups] == [1, 1, 1]
     assert all(m.groups == 1 for m in gm.modules() if isinstance(m, nn.Conv2d))
-    decisions = [d for d in report["lowering"] if d["kind"] == "conv"]
-    assert [d["learned"] for d in decisions] == ["4 groups", "4 groups", "8 groups"]
-    assert all(d["chosen"] == "dense" and set(d["times_ms"]) >= {"dense", "split"} for d in decisions)
+    decisions = [d for d in report.lowering if d.kind == "conv"]
+    assert [d.learned for d in decisions] == ["4 groups", "4 groups", "8 groups"]
+    assert all(d.chosen == "dense" and set(d.times_ms) >= {"dense", "split"} for d in decisions)
     _assert_exact(model, gm)
 
 
 def test_the_learned_grouping_stays_when_it_is_fastest(tmp_path):
     model = g_resnext()
     gm, report = tuned(model, "learned", tmp_path)
-    assert [g["groups_after"] for g in report["groups"]] == [4, 4, 8]
+    assert [g.groups_after for g in report.groups] == [4, 4, 8]
     _assert_exact(model, gm)
 
 
 def test_split_realisation_is_separate_convs_and_exact(tmp_path):
     model = g_resnext()
     gm, report = tuned(model, "split", tmp_path)
-    assert [g["groups_after"] for g in report["groups"]] == ["split"] * 3
+    assert [g.groups_after for g in report.groups] == ["split"] * 3
     assert torch.cat in [n.target for n in gm.graph.nodes if n.op == "call_function"]
     assert all(m.groups == 1 for m in gm.modules() if isinstance(m, nn.Conv2d))
     _assert_exact(model, gm)
@@ -99,8 +100,8 @@ def test_branches_merge_only_when_merging_measures_faster(tmp_path, favourite, m
     torch.manual_seed(0)
     model = randomise_batchnorm(create_model("multiresnet_cifar", depth=8, k=3)).eval()
     gm, report = tuned(model, favourite, tmp_path)
-    branch = [d for d in report["lowering"] if d["kind"] == "branches"]
-    assert len(branch) == 3 and all(d["chosen"] == favourite for d in branch)
+    branch = [d for d in report.lowering if d.kind == "branches"]
+    assert len(branch) == 3 and all(d.chosen == favourite for d in branch)
     grouped = [m for m in gm.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
     assert bool(grouped) == merged  # block 0's merged chain has a k-group conv
     _assert_exact(model, gm)
@@ -109,16 +110,16 @@ def test_branches_merge_only_when_merging_measures_faster(tmp_path, favourite, m
 def test_the_cache_round_trips_and_makes_the_second_compile_measure_nothing(tmp_path):
     model, calls = g_resnext(), []
     _, first = tuned(model, "dense", tmp_path, mode="cache", calls=calls)
-    assert calls and not any(d["from_cache"] for d in first["lowering"])
+    assert calls and not any(d.from_cache for d in first.lowering)
     cache = json.loads((tmp_path / "cache.json").read_text())["entries"]
-    assert len(cache) == len(first["lowering"]) and all("batch 2" in key for key in cache)
+    assert len(cache) == len(first.lowering) and all("batch 2" in key for key in cache)
     calls.clear()
     _, second = tuned(model, "learned", tmp_path, mode="cache", calls=calls)  # the clock would now disagree …
     assert calls == []  # … but nothing is measured: the cache answers
-    assert [d["chosen"] for d in second["lowering"]] == [d["chosen"] for d in first["lowering"]]
-    assert all(d["from_cache"] for d in second["lowering"])
+    assert [d.chosen for d in second.lowering] == [d.chosen for d in first.lowering]
+    assert all(d.from_cache for d in second.lowering)
     _, third = tuned(model, "learned", tmp_path, mode="full", calls=calls)  # full re-measures
-    assert calls and [g["groups_after"] for g in third["groups"]] == [4, 4, 8]
+    assert calls and [g.groups_after for g in third.groups] == [4, 4, 8]
     calls.clear()
     tuned(model, "learned", tmp_path, mode="cache", calls=calls, batch=8)  # another batch size is another key
     assert calls
@@ -158,9 +159,9 @@ def test_measured_on_the_cpu_through_the_cli(tmp_path):
     ]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
-    report = json.loads((run / "compressed-tuned" / "report.json").read_text())
-    assert report["options"]["target"]["batch"] == 4 and report["lowering"]
-    for d in report["lowering"]:  # the fastest, or the learned realisation within 3 % of it
-        assert d["times_ms"][d["chosen"]] <= min(d["times_ms"].values()) / 0.97
+    report = read_report(run / "compressed-tuned" / "report.json")
+    assert report.options.target.batch == 4 and report.lowering
+    for d in report.lowering:  # the fastest, or the learned realisation within 3 % of it
+        assert d.times_ms[d.chosen] <= min(d.times_ms.values()) / 0.97
     again = CliRunner().invoke(app, [*args, "--force"], env={"COLUMNS": "160"})
     assert again.exit_code == 0 and "cached ms" in again.output and "measured ms" not in again.output

@@ -135,7 +135,7 @@ def test_in_place_ops_become_out_of_place_only_where_no_other_reader_sees_the_wr
 
 def test_merged_branches_with_in_place_relus_export_without_scatter_and_with_flat_concatenations(tmp_path):
     gm, report = compiled(MiniInception(), size=6)
-    assert report["passes"][[p["name"] for p in report["passes"]].index("merge_parallel_branches")]["modified"]
+    assert report.passes[[p.name for p in report.passes].index("merge_parallel_branches")].modified
     cats = [n for n in gm.graph.nodes if n.target is torch.cat]
     assert len(cats) == 1 and not any(a.target is torch.cat for a in cats[0].args[0])
     path = export_onnx(gm, torch.zeros(1, 3, 6, 6), tmp_path / "m.onnx")
@@ -154,7 +154,7 @@ def test_a_channel_shuffle_is_a_permutation_the_layout_pass_absorbs(tmp_path):
 def test_a_shuffle_whose_order_meets_another_stays_one_gather_not_a_reshape_and_transpose(tmp_path):
     gm, report = compiled(MiniShuffle(units=2))
     assert not {"view", "transpose", torch.transpose, "chunk"} & targets(gm)
-    assert remaining_gathers(gm) and all(g["forced_by"] for g in report["gathers_remaining"])
+    assert remaining_gathers(gm) and all(g.forced_by for g in report.gathers_remaining)
     assert_minimal(export_onnx(gm, torch.zeros(1, 3, 4, 4), tmp_path / "m.onnx"))
 
 
@@ -186,11 +186,11 @@ class Scaled(nn.Module):
 
 def test_an_output_scale_above_1e6_is_a_warning_and_every_error_is_stated_against_it():
     _, report = compress(Scaled(1e8).eval(), torch.randn(4, 3, 6, 6))
-    assert any("above 1e+06" in w and "diverged" in w for w in report["warnings"])
-    assert report["totals"]["end_to_end_output_scale"] > 1e6
-    assert all(p["output_scale"] > 1e6 for p in report["passes"])
+    assert any("above 1e+06" in w and "diverged" in w for w in report.warnings)
+    assert report.totals.end_to_end_output_scale > 1e6
+    assert all(p.output_scale > 1e6 for p in report.passes)
     _, calm = compress(Scaled(1.0).eval(), torch.randn(4, 3, 6, 6))
-    assert calm["warnings"] == []
+    assert calm.warnings == []
 
 
 def test_a_non_finite_output_makes_compression_and_validation_refuse_to_judge():

@@ -41,23 +41,23 @@ def _tuned(run, out, cache, mode="full"):
 def test_onnxruntime_times_candidates_caches_them_and_the_result_exports(run, tmp_path, measured):
     cache = tmp_path / "tuning.json"
     first = _tuned(run, tmp_path / "tuned", cache)
-    decisions = first.report["lowering"]
+    decisions = first.report.lowering
     assert decisions and len(measured) >= len(decisions)  # every choice measured, each candidate once
-    assert {d["kind"] for d in decisions} >= {"conv", "network"}
-    network = [d for d in decisions if d["kind"] == "network"][0]
-    assert {"tuned", "dense"} <= set(network["times_ms"]) and first.report["network"] == network["chosen"]
-    learned = {"conv": lambda d: f"groups={d['learned'].split()[0]}", "branches": lambda d: "merged"}
-    retuned = any(d["chosen"] != learned[d["kind"]](d) for d in decisions if d["kind"] in learned)
-    assert ("untuned" in network["times_ms"]) == retuned  # the same network is never timed twice
-    assert first.report["options"]["target"]["backend"] == "onnxruntime"
+    assert {d.kind for d in decisions} >= {"conv", "network"}
+    network = [d for d in decisions if d.kind == "network"][0]
+    assert {"tuned", "dense"} <= set(network.times_ms) and first.report.network == network.chosen
+    learned = {"conv": lambda d: f"groups={d.learned.split()[0]}", "branches": lambda d: "merged"}
+    retuned = any(d.chosen != learned[d.kind](d) for d in decisions if d.kind in learned)
+    assert ("untuned" in network.times_ms) == retuned  # the same network is never timed twice
+    assert first.report.options.target.backend == "onnxruntime"
     keys = json.loads(cache.read_text())["entries"]
     assert all("onnxruntime " in k and "CPUExecutionProvider" in k and "onnxruntime fp32 batch 2" in k for k in keys)
 
     measured.clear()
     second = _tuned(run, tmp_path / "again", cache, mode="cache")
     assert not measured  # everything came from the cache
-    assert all(d["from_cache"] for d in second.report["lowering"])
-    assert [d["chosen"] for d in second.report["lowering"]] == [d["chosen"] for d in decisions]
+    assert all(d.from_cache for d in second.report.lowering)
+    assert [d.chosen for d in second.report.lowering] == [d.chosen for d in decisions]
 
     outcome = list(prunex.export(tmp_path / "again", onnx=tmp_path / "m.onnx"))[0]
     assert outcome.report.passed and outcome.path == tmp_path / "m.onnx"
@@ -73,7 +73,7 @@ def test_a_damaged_cache_is_set_aside_and_measured_again(run, tmp_path, measured
     cache.write_text(json.dumps(data))
     measured.clear()
     result = _tuned(run, tmp_path / "again", cache, mode="cache")
-    assert measured and not any(d["from_cache"] for d in result.report["lowering"])
+    assert measured and not any(d.from_cache for d in result.report.lowering)
     assert any("set aside" in w or "damaged" in w for w in result.warnings)
     assert all(min(t.values()) >= 0 for t in json.loads(cache.read_text())["entries"].values())
 

@@ -38,7 +38,7 @@ def test_the_report_records_which_passes_changed_the_network():
     torch.manual_seed(0)
     model = randomise_batchnorm(create_model("resnext_cifar", depth=11, cardinality=2, bottleneck_width=4)).eval()
     _, report = compress(model, torch.randn(2, 3, 16, 16))
-    modified = {p["name"]: p["modified"] for p in report["passes"]}
+    modified = {p.name: p.modified for p in report.passes}
     assert modified["fold_batchnorm"] and modified["merge_parallel_branches"]  # conv1 ∥ projection merge
     no_gates = ("fold_gate_constants", "eliminate_dead_blocks", "lower_dgconv", "propagate_permutations")
     assert not any(modified[name] for name in no_gates)  # a plain ResNeXt has no gates, dead blocks or gathers

@@ -76,7 +76,7 @@ def test_a_gather_nothing_can_absorb_stays_and_is_reported():
     set_dgconv_gates(model, [[1, 0, 1]])  # groups of non-adjacent channels
     gm, report = compress(model, torch.randn(4, 8, 6, 6))
     # the input's: no layer before it to absorb it; the report says which orders meet there
-    assert [g["forced_by"] for g in report["gathers_remaining"]] == ["the network input vs 0"]
+    assert [g.forced_by for g in report.gathers_remaining] == ["the network input vs 0"]
     with torch.no_grad():
         x = torch.randn(3, 8, 6, 6)
         torch.testing.assert_close(gm(x), model(x), rtol=0, atol=1e-5)

@@ -44,7 +44,7 @@ def _compressed_pair(cardinality, projection, separate=True):
         ref = model(X)
         for gm in (stacked, unstacked):
             assert gm is None or float((gm(X) - ref).abs().max()) <= 1e-4 * float(ref.abs().max())
-    assert report["passes"][-1]["name"] == "stack_blocks"
+    assert report.passes[-1].name == "stack_blocks"
     return stacked, unstacked
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from prunex.artifacts.bench_report import BenchRow, RowStatus
 from prunex.benchmarking.run import add_roofline
 from prunex.runtime.flop_count import forward_flops
 from prunex.runtime.roofline import Peak, achieved_tflops, measure_peak, table_peak
@@ -42,18 +43,20 @@ def test_an_unknown_device_has_no_table_peak_and_gets_a_measured_one():
     assert peak.measured and 0 < peak.tflops < 100  # a 2-core CPU, not a data centre
 
 
-def _row(dtype: str, tflops: float) -> dict:
-    return {"status": "ok", "dtype": dtype, "tflops": tflops}
+def _row(dtype: str, tflops: float | None, status: RowStatus = RowStatus.OK) -> BenchRow:
+    return BenchRow(
+        model="m", kind="gated", group="g", backend="eager", dtype=dtype, batch=1, status=status, tflops=tflops
+    )
 
 
 def test_a_measured_peak_is_raised_to_the_best_rate_so_no_share_exceeds_one():
-    rows = [_row("fp32", 0.5), _row("fp32", 2.0), {"status": "unavailable", "dtype": "fp32"}]
+    rows = [_row("fp32", 0.5), _row("fp32", 2.0), _row("fp32", None, RowStatus.UNAVAILABLE)]
     used = add_roofline(rows, {"fp32": Peak(1.0, "measured: matmul", measured=True)})
     assert used["fp32"].tflops == 2.0 and "raised" in used["fp32"].source
-    assert [r["peak_share"] for r in rows[:2]] == [0.25, 1.0] and "peak_share" not in rows[2]
+    assert [r.peak_share for r in rows[:2]] == [0.25, 1.0] and "peak_share" not in rows[2].to_json()
 
 
 def test_a_data_sheet_peak_is_kept():
     rows = [_row("fp16", 100.0)]
     used = add_roofline(rows, {"fp16": Peak(989.4, "data sheet", measured=False)})
-    assert used["fp16"].tflops == 989.4 and rows[0]["peak_share"] == pytest.approx(100 / 989.4)
+    assert used["fp16"].tflops == 989.4 and rows[0].peak_share == pytest.approx(100 / 989.4)

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from prunex.train import Phase, TrainConfig
+from prunex.train.observer import TrainObserver
 
 TINY_MASKCONNECT = dict(depth=11, bottleneck_width=4, cardinality=4, fan_in=2)
 
@@ -25,6 +26,21 @@ def tiny_config(out, **overrides) -> TrainConfig:
     )
     base.update(overrides)
     return TrainConfig(**base)
+
+
+class SimulatedKill(RuntimeError):
+    """A run stopped abruptly by :class:`KillAfter` (tests of resume)."""
+
+
+class KillAfter(TrainObserver):
+    """Stops the run (:class:`SimulatedKill`) once ``steps`` optimisation steps are done, as a kill would."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def step_done(self, steps_done: int) -> None:
+        if steps_done >= self.steps:
+            raise SimulatedKill(f"stopped after {steps_done} steps")
 
 
 _TRAINED: Path | None = None  # the one tiny run of this test session, copied for every caller
@@ -51,10 +67,10 @@ def _train_and_compress(run):
     from prunex.passes import compress
     from prunex.train import model_from_checkpoint, train
 
-    train(tiny_config(run, phases=tiny_config(run).phases[:1]), quiet=True)
+    train(tiny_config(run, phases=tiny_config(run).phases[:1]))
     model, ckpt = model_from_checkpoint(run)
     gm, report = compress(model, torch.randn(2, 3, 16, 16))
-    meta = {"source": ckpt["spec"], "input_shape": report["input_shape"], "dataset": ckpt["dataset"]}
+    meta = {"source": ckpt["spec"], "input_shape": report.input_shape, "dataset": ckpt["dataset"]}
     save_compressed(gm, run / "compressed", meta)
-    (run / "compressed" / "report.json").write_text(json.dumps(report))
+    (run / "compressed" / "report.json").write_text(json.dumps(report.to_json()))
     return run

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from prunex.artifacts.checkpoint import load_checkpoint
-from prunex.train import SimulatedKill, TrainConfig, train
-from tests.train.helpers import tiny_config
+from prunex.train import TrainConfig, train
+from tests.train.helpers import KillAfter, SimulatedKill, tiny_config
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -23,13 +23,13 @@ def fp16_autocast(monkeypatch):
 
 def test_a_resumed_fp16_run_restores_its_gradient_scaler(tmp_path, fp16_autocast):
     cfg = dict(device="cuda", amp=True)
-    whole = train(tiny_config(tmp_path / "whole", **cfg), quiet=True)
+    whole = train(tiny_config(tmp_path / "whole", **cfg))
     steps_per_epoch = 512 // 64
     with pytest.raises(SimulatedKill):  # in epoch 4: the checkpoint is in the middle of phase 2
-        train(tiny_config(tmp_path / "killed", **cfg), quiet=True, kill_after_steps=3 * steps_per_epoch + 3)
+        train(tiny_config(tmp_path / "killed", **cfg), observer=KillAfter(3 * steps_per_epoch + 3))
     saved = load_checkpoint(tmp_path / "killed")["train_state"]["scaler"]
     assert saved is not None and saved["scale"] > 0
-    resumed = train(TrainConfig(device="cuda"), resume=tmp_path / "killed", quiet=True)
+    resumed = train(TrainConfig(device="cuda"), resume=tmp_path / "killed")
     a = load_checkpoint(whole.run_dir)["train_state"]["scaler"]
     b = load_checkpoint(resumed.run_dir)["train_state"]["scaler"]
     # the scaler counts the phase's steps since it last grew: restored, it counts all 16; fresh, only the last 8

@@ -162,13 +162,14 @@ def test_branch_parallel_layouts_the_run_cannot_hold_are_refused_before_any_work
 
 @pytest.mark.slow  # a one-process run killed in epoch 2, resumed by two branch-parallel processes (~25 s)
 def test_a_one_process_run_resumes_branch_parallel(tmp_path):
-    from prunex.train import SimulatedKill, Trainer, build_config
+    from prunex.train import Trainer, build_config
+    from tests.train.helpers import KillAfter, SimulatedKill
 
     run = tmp_path / "run"
     options = {"model": "multiresnet_cifar", "model_kwargs": {"depth": 8, "k": 4}, "dataset": "synthetic"}
     cfg = build_config({**options, "epochs": 3, "device": "cpu", "seed": 3, "out": str(run)})
     with pytest.raises(SimulatedKill):
-        Trainer(cfg, quiet=True, kill_after_steps=512 // 64 + 3).fit()  # in the middle of epoch 2
+        Trainer(cfg, observer=KillAfter(512 // 64 + 3)).fit()  # in the middle of epoch 2
     assert [m["epoch"] for m in _metrics(run)] == [1]
     done = _torchrun(2, "train", "--resume", str(run), "--device", "cpu", "--branch-parallel", "2", "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from prunex.nn.branch_gates import BranchGates, topk_mask
-from prunex.train import SimulatedKill, TrainConfig, Trainer, build_config, load_checkpoint, train
-from tests.train.helpers import tiny_config
+from prunex.train import TrainConfig, Trainer, build_config, load_checkpoint, train
+from tests.train.helpers import KillAfter, SimulatedKill, tiny_config
 
 
 @pytest.mark.slow  # a four-phase run (~6 s); masks moving in phase 1 is checked by default just below
 def test_masks_move_during_phase_one_and_keep_k_positive_entries(tmp_path):
-    trainer = Trainer(tiny_config(tmp_path / "run"), quiet=True)
+    trainer = Trainer(tiny_config(tmp_path / "run"))
     gates = [m for m in trainer.model.modules() if isinstance(m, BranchGates)]
     initial = [topk_mask(m.weight, 2, m.priority) for m in gates]
     result = trainer.fit()
@@ -29,7 +29,7 @@ def test_masks_move_during_phase_one_and_keep_k_positive_entries(tmp_path):
 
 def test_masks_move_measurably_while_learning(tmp_path):
     cfg = tiny_config(tmp_path / "run", phases=tiny_config(tmp_path).phases[:1])
-    trainer = Trainer(cfg, quiet=True)
+    trainer = Trainer(cfg)
     gates = [m for m in trainer.model.modules() if isinstance(m, BranchGates)]
     initial = [g.weight.detach().clone() for g in gates]
     trainer.fit()
@@ -55,12 +55,12 @@ def _assert_same_run(a, b):
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
-    train(tiny_config(tmp_path / "whole"), quiet=True)
+    train(tiny_config(tmp_path / "whole"))
     steps_per_epoch = 512 // 64
     with pytest.raises(SimulatedKill):  # dies in the middle of epoch 3 (the first epoch of phase 2)
-        train(tiny_config(tmp_path / "killed"), quiet=True, kill_after_steps=2 * steps_per_epoch + 3)
+        train(tiny_config(tmp_path / "killed"), observer=KillAfter(2 * steps_per_epoch + 3))
     assert load_checkpoint(tmp_path / "killed")["train_state"]["epoch"] == 2
-    train(TrainConfig(), resume=tmp_path / "killed", quiet=True)  # everything else comes from the checkpoint
+    train(TrainConfig(), resume=tmp_path / "killed")  # everything else comes from the checkpoint
     _assert_same_run(_final(tmp_path / "whole"), _final(tmp_path / "killed"))
 
 
@@ -78,18 +78,18 @@ def test_dgconv_budget_is_met_and_a_looser_one_keeps_more_connections(tmp_path):
                 "out": str(tmp_path / f"b{b}"),
             }
         )
-        last = train(cfg, quiet=True).metrics
+        last = train(cfg).metrics
         assert last["zeta"] <= last["budget_o"], (b, last)
         zetas[b] = last["zeta"]
     assert zetas[2.0] > zetas[16.0]
 
 
 def test_an_existing_run_directory_is_not_overwritten(tmp_path):
-    train(tiny_config(tmp_path / "run", phases=tiny_config(tmp_path).phases[:1]), quiet=True)
+    train(tiny_config(tmp_path / "run", phases=tiny_config(tmp_path).phases[:1]))
     from prunex.train import ConfigError
 
     with pytest.raises(ConfigError, match="already holds a run"):
-        Trainer(tiny_config(tmp_path / "run"), quiet=True)
+        Trainer(tiny_config(tmp_path / "run"))
 
 
 def test_a_new_run_takes_the_first_free_numbered_directory(tmp_path, monkeypatch):
@@ -111,9 +111,9 @@ def test_compiled_training_writes_the_same_kind_of_run_and_resumes(tmp_path):
     cfg = tiny_config(run, model="g_resnext_cifar", model_kwargs={"depth": 11, "cardinality": 4, "bottleneck_width": 4})
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "compile": True, "budget": 4.0})
     with pytest.raises(SimulatedKill):
-        Trainer(cfg, quiet=True, kill_after_steps=20).fit()  # in the third epoch (8 steps each)
+        Trainer(cfg, observer=KillAfter(20)).fit()  # in the third epoch (8 steps each)
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
-    result = Trainer(TrainConfig(compile=True), resume=run, quiet=True).fit()
+    result = Trainer(TrainConfig(compile=True), resume=run).fit()
     assert [m["epoch"] for m in result.history] == [1, 2, 3, 4]
     assert load_checkpoint(run)["config"]["compile"] is True
     assert result.metrics["test_acc"] > 0.5

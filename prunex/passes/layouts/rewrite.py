@@ -3,11 +3,10 @@ gathers dropped, kept ones re-indexed, released identities restored by a gather;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import fx, nn
 
+from prunex.artifacts.compression_report import KeptGather
 from prunex.passes.graph import fresh_name, module_of, own_module
 from prunex.passes.layouts.constraints import (
     BINARY,
@@ -126,15 +125,6 @@ def _constant(gm: fx.GraphModule, before: fx.Node, base: str, value: torch.Tenso
     name = _register(gm, base, value)
     with gm.graph.inserting_before(before):
         return gm.graph.get_attr(name)
-
-
-@dataclass
-class KeptGather:
-    gather: str
-    forced_by: str  # the node whose order it serves
-
-    def as_dict(self) -> dict[str, str]:
-        return {"gather": self.gather, "forced_by": self.forced_by}
 
 
 def explain(problem: Problem, solution: Solution) -> list[KeptGather]:

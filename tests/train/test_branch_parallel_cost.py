@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from prunex.benchmarking.branch_parallel import Layout, StepSettings, _model, paper_layouts, simulate_branch_rank
 from prunex.nn.multi_residual import MultiResidualBlock
+from prunex.train.branch_parallel_cost import Layout, StepSettings, _model, paper_layouts, simulate_branch_rank
 
 
 def test_the_paper_layouts_compare_with_the_resnet_of_the_same_layer_count():

@@ -10,16 +10,17 @@ measured in the same run, so their ratio is what to read (absolute times drift w
   and on CUDA the kernels the profiler saw;
 - peak memory of a step (CUDA: ``max_memory_allocated``; CPU: the peak of tensor storages the step created).
 
-Twins: G-ResNeXt-50 ↔ the same network with dense ``nn.Conv2d`` 3×3 convolutions; MaskConnect ↔ the ResNeXt of
-the same depth, width and cardinality (MaskConnect's Table 5 baseline); Multi-ResNet and SparseNet, which have no
-gates to learn, ↔ the network ``prunex compress`` makes of them (BN kept), trained as a plain network.
+A case names its twin and how it is built (``benchmarks/train_speed.py`` holds the papers' cases: G-ResNeXt-50 ↔
+the same network with dense ``nn.Conv2d`` 3×3 convolutions; MaskConnect ↔ the ResNeXt of the same depth, width
+and cardinality; Multi-ResNet and SparseNet, which have no gates to learn, ↔ the network ``prunex compress`` makes
+of them, trained as a plain network).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -41,17 +42,6 @@ def dense_twin(model: nn.Module) -> nn.Module:
     return model
 
 
-def compressed_twin(model: nn.Module, image_size: int, in_chans: int = 3) -> nn.Module:
-    """The plain network ``prunex compress`` makes of ``model`` (BatchNorm kept), with trainable parameters."""
-    from prunex.passes.pipeline import CompressOptions, compress
-
-    example = torch.randn(2, in_chans, image_size, image_size)
-    compressed, _ = compress(model, example, options=CompressOptions(fold_bn=False))
-    for p in compressed.parameters():
-        p.requires_grad_(True)
-    return compressed
-
-
 @dataclass(frozen=True)
 class TrainingCase:
     """A family's paper configuration and its plain twin, at one batch size and resolution."""
@@ -69,59 +59,6 @@ class TrainingCase:
 
     def build(self) -> nn.Module:
         return create_model(self.model, num_classes=self.num_classes, **self.kwargs)
-
-
-def _resnext_twin(case: TrainingCase) -> nn.Module:
-    kw = {k: v for k, v in case.kwargs.items() if k not in ("fan_in", "connectivity", "seed")}
-    return create_model("resnext_cifar", num_classes=case.num_classes, **kw)
-
-
-def _dense_twin(case: TrainingCase) -> nn.Module:
-    return dense_twin(case.build())
-
-
-def _compressed_twin(case: TrainingCase) -> nn.Module:
-    return compressed_twin(case.build(), case.image_size)
-
-
-# The papers' configurations at their training batch sizes (GPU); ``quick_cases`` shrinks them for a CPU.
-PAPER_CASES = (
-    TrainingCase(
-        "g_resnext50", "g_resnext50", {}, "same network, dense nn.Conv2d 3×3", _dense_twin, 64, 224, 1000, 32.0
-    ),
-    TrainingCase(
-        "maskconnect_29_64_8",
-        "maskconnect_cifar",
-        {"depth": 29, "bottleneck_width": 64, "cardinality": 8, "fan_in": 4},
-        "ResNeXt {29, 64, 8}",
-        _resnext_twin,
-        128,
-        32,
-    ),
-    TrainingCase(
-        "multiresnet_14_10",
-        "multiresnet_cifar",
-        {"depth": 14, "k": 10},
-        "its compressed network",
-        _compressed_twin,
-        128,
-        32,
-    ),
-    TrainingCase(
-        "sparsenet_100_24", "sparsenet_cifar", {"depth": 100, "growth": 24}, "compressed", _compressed_twin, 64, 32
-    ),
-)
-
-QUICK = {"g_resnext50": (8, 64, 10), "maskconnect_29_64_8": (8, 32, 10), "multiresnet_14_10": (8, 32, 10)}
-
-
-def quick_cases() -> tuple[TrainingCase, ...]:
-    """The cases at CPU sizes (same networks, small batches and images); SparseNet-100 is left out for time."""
-    return tuple(
-        replace(c, batch_size=QUICK[c.name][0], image_size=QUICK[c.name][1], num_classes=QUICK[c.name][2])
-        for c in PAPER_CASES
-        if c.name in QUICK
-    )
 
 
 @dataclass
