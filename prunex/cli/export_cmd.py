@@ -132,7 +132,7 @@ def export(
         for outcome in job.run():
             colour = "green" if outcome.report.passed else "bold red"
             console.print(f"[{colour}]{escape(outcome.report.message)}[/{colour}]")
-            for line in int8_lines(outcome.details):
+            for line in int8_lines(outcome.int8):
                 console.print(escape(line))
             console.print(f"wrote {outcome.path} and {outcome.report_path}")
             failed |= not outcome.report.passed

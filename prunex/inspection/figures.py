@@ -64,7 +64,7 @@ def connectivity_figure(conn: Connectivity, stem: Path, formats=("svg", "png")) 
     each arrow is a frozen K-of-C connection, coloured by the block it reads so that it can be traced; grey blocks
     are read by nobody (they are pruned), and so are their dashed connections."""
     plt = _pyplot()
-    from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
+    from matplotlib.patches import FancyArrowPatch
 
     c, rows = conn.cardinality, conn.modules
     palette = plt.get_cmap("tab10" if c <= 10 else "tab20")
@@ -89,21 +89,7 @@ def connectivity_figure(conn: Connectivity, stem: Path, formats=("svg", "png")) 
         patch.set_gid(gid)
         ax.add_patch(patch)
 
-    source = Circle((centre, y(-0.75)), 0.25, color=ENDPOINT, zorder=3)
-    source.set_gid("stem")
-    ax.add_patch(source)
-    ax.text(centre + 0.4, y(-0.75), "stem", va="center", fontsize=8)
-    head = Circle((centre, y(rows - 0.25)), 0.25, color=ENDPOINT, zorder=3)
-    head.set_gid("head")
-    ax.add_patch(head)
-    ax.text(centre + 0.4, y(rows - 0.25), "classifier (mean of the last C)", va="center", fontsize=8)
-    for i, active in enumerate(conn.active):
-        ax.text(-0.75, y(i), f"module {i}", ha="right", va="center", fontsize=8)
-        for j, live in enumerate(active):
-            box = Rectangle((j - 0.3, y(i) - 0.3), 0.6, 0.6, color=LIVE if live else DEAD, zorder=2)
-            box.set_gid(f"block-{i}-{j}-{'active' if live else 'pruned'}")
-            ax.add_patch(box)
-            ax.text(j, y(i), str(j), ha="center", va="center", fontsize=7, color="white", zorder=4)
+    _connectivity_nodes(ax, conn, centre, y)
     for j in range(c):
         live = conn.active[0][j]
         arrow(
@@ -127,6 +113,25 @@ def connectivity_figure(conn: Connectivity, stem: Path, formats=("svg", "png")) 
         fontsize=9,
     )
     return _save(fig, Path(stem), formats)
+
+
+def _connectivity_nodes(ax, conn: Connectivity, centre: float, y) -> None:
+    """The stem and the classifier as circles, each module's blocks as boxes (grey: read by nobody)."""
+    from matplotlib.patches import Circle, Rectangle
+
+    rows = conn.modules
+    for gid, row, text in (("stem", -0.75, "stem"), ("head", rows - 0.25, "classifier (mean of the last C)")):
+        end = Circle((centre, y(row)), 0.25, color=ENDPOINT, zorder=3)
+        end.set_gid(gid)
+        ax.add_patch(end)
+        ax.text(centre + 0.4, y(row), text, va="center", fontsize=8)
+    for i, active in enumerate(conn.active):
+        ax.text(-0.75, y(i), f"module {i}", ha="right", va="center", fontsize=8)
+        for j, live in enumerate(active):
+            box = Rectangle((j - 0.3, y(i) - 0.3), 0.6, 0.6, color=LIVE if live else DEAD, zorder=2)
+            box.set_gid(f"block-{i}-{j}-{'active' if live else 'pruned'}")
+            ax.add_patch(box)
+            ax.text(j, y(i), str(j), ha="center", va="center", fontsize=7, color="white", zorder=4)
 
 
 def active_branches_figure(conn: Connectivity, stem: Path, formats=("svg", "png")) -> list[Path]:

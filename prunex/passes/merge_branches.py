@@ -20,6 +20,15 @@ import torch
 from torch import fx, nn
 
 from prunex.nn.conv_geometry import conv_like
+from prunex.passes.branch_chains import (
+    Chain,
+    chain_from,
+    layer_signature,
+    mergeable,
+    parallel_groups,
+    sum_leaves,
+    sum_root,
+)
 from prunex.passes.graph import (
     as_channel_slice,
     finish,
@@ -30,8 +39,6 @@ from prunex.passes.graph import (
 )
 from prunex.passes.protocol import GraphPass
 from prunex.passes.tuning import DecisionKind, Tuner
-
-MERGEABLE = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU)
 
 
 class BranchRealisation(Enum):
@@ -56,94 +63,6 @@ class RepeatChannels(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x] * self.k, 1)
-
-
-def _mergeable(gm: fx.GraphModule, node: fx.Node) -> bool:
-    return (
-        node.op == "call_module"
-        and type(module_of(gm, node)) in MERGEABLE
-        and len(node.args) == 1
-        and not node.kwargs
-        and (type(module_of(gm, node)) is not nn.BatchNorm2d or module_of(gm, node).track_running_stats)
-    )
-
-
-def layer_signature(module: nn.Module) -> tuple:
-    """What two layers must share to merge: type and every shape and setting."""
-    if isinstance(module, nn.Conv2d):
-        return (
-            "conv",
-            module.in_channels,
-            module.out_channels,
-            module.kernel_size,
-            module.stride,
-            module.padding,
-            module.dilation,
-            module.groups,
-            module.bias is not None,
-            module.padding_mode,
-        )
-    if isinstance(module, nn.BatchNorm2d):
-        return ("bn", module.num_features, module.eps, module.affine)
-    return ("relu",)
-
-
-@dataclass
-class Chain:
-    input: fx.Node
-    nodes: list[fx.Node]
-
-    @property
-    def tail(self) -> fx.Node:
-        return self.nodes[-1]
-
-
-def _chain_from(gm: fx.GraphModule, head: fx.Node) -> Chain:
-    nodes = [head]
-    while len(nodes[-1].users) == 1:
-        (nxt,) = nodes[-1].users
-        if not _mergeable(gm, nxt) or nxt.args[0] is not nodes[-1]:
-            break
-        nodes.append(nxt)
-    return Chain(head.args[0], nodes)
-
-
-def _is_sum(node: fx.Node) -> bool:
-    return node.op == "call_function" and node.target in (operator.add, operator.mul)
-
-
-def _parallel_groups(gm: fx.GraphModule, leave_sums: bool = False, only_sums: bool = False) -> list[list[Chain]]:
-    """Groups of ≥ 2 chains with identical layer signatures that start from the same node (with ``leave_sums``,
-    not from a sum or a scaled node: blocks that read one combination of other blocks are left for
-    :class:`~prunex.passes.stack_blocks.StackBlocks`, which gives each its own slice)."""
-    groups = []
-    for x in gm.graph.nodes:
-        if (leave_sums and _is_sum(x)) or (only_sums and not _is_sum(x)):
-            continue
-        heads = [u for u in x.users if _mergeable(gm, u) and u.args[0] is x]
-        by_signature: dict[tuple, list[Chain]] = {}
-        for head in heads:
-            chain = _chain_from(gm, head)
-            sig = tuple(layer_signature(module_of(gm, n)) for n in chain.nodes)
-            by_signature.setdefault(sig, []).append(chain)
-        groups += [chains for chains in by_signature.values() if len(chains) > 1]
-    return groups
-
-
-def _sum_root(node: fx.Node) -> fx.Node:
-    while len(node.users) == 1 and next(iter(node.users)).target is operator.add:
-        node = next(iter(node.users))
-    return node
-
-
-def _sum_leaves(root: fx.Node) -> list:
-    if isinstance(root, fx.Node) and root.op == "call_function" and root.target is operator.add:
-        leaves = []
-        for arg in root.args:
-            single = isinstance(arg, fx.Node) and len(arg.users) == 1 and arg.target is operator.add
-            leaves += _sum_leaves(arg) if single else [arg]
-        return leaves
-    return [root]
 
 
 def _merged_layer(modules: list[nn.Module], stacked: bool, sum_out: bool) -> tuple[nn.Module, bool] | None:
@@ -242,10 +161,10 @@ def sliced_chain_groups(gm: fx.GraphModule) -> list[tuple[list[Chain], SlicedSou
         sl = as_channel_slice(node)
         if sl is None:
             continue
-        heads = [u for u in node.users if _mergeable(gm, u) and u.args[0] is node]
+        heads = [u for u in node.users if mergeable(gm, u) and u.args[0] is node]
         signatures = set()
         for head in heads:
-            chain = _chain_from(gm, head)
+            chain = chain_from(gm, head)
             sig = tuple(layer_signature(module_of(gm, n)) for n in chain.nodes)
             if all(part == ("relu",) for part in sig) or sig in signatures:  # a lone ReLU is lifted; two alike on
                 continue  # one slice are a shared-input group (MergeParallelBranches)
@@ -270,7 +189,7 @@ def merge_shared_chains(gm: fx.GraphModule, tuner: Tuner | None = None, skipped:
     the groups it left, on sums); True if one was merged. Groups that cannot or (by the tuner) should not merge
     are added to ``skipped`` and not asked about again."""
     skipped = set() if skipped is None else skipped
-    for chains in _parallel_groups(gm, only_sums=True):
+    for chains in parallel_groups(gm, only_sums=True):
         key = tuple(c.nodes[0].name for c in chains)
         if key in skipped:
             continue
@@ -328,9 +247,9 @@ def _merge(
 ) -> bool:
     """Merge one group of parallel chains (on one shared input, or with ``source`` on consecutive slices of one
     tensor); False if their layers cannot be merged (or, with a tuner, if merging is slower on the target)."""
-    root = _sum_root(chains[0].tail)
+    root = sum_root(chains[0].tail)
     tails = {c.tail for c in chains}
-    summed = root.target is operator.add and tails <= set(_sum_leaves(root))
+    summed = root.target is operator.add and tails <= set(sum_leaves(root))
     stacked = source is not None
     layers = _build(gm, chains, sum_out=True, stacked=stacked) if summed else None
     if layers is None:
@@ -347,7 +266,7 @@ def _merge(
         out = _emit(gm, chains, layers, after=x, x=x)
     if summed:  # Σ tails → merged output; the other terms of the sum are added back
         acc = out
-        for leaf in [x for x in _sum_leaves(root) if x not in tails]:
+        for leaf in [x for x in sum_leaves(root) if x not in tails]:
             anchor = _last(gm, [acc, leaf]) if isinstance(leaf, fx.Node) else acc
             with gm.graph.inserting_after(anchor):
                 acc = gm.graph.call_function(operator.add, (leaf, acc))
@@ -383,7 +302,7 @@ class MergeParallelBranches(GraphPass):
             if self.tuner is not None:  # shapes of the nodes a previous merge created
                 gm.recompile()
                 propagate_shapes(gm, self.example_shape)
-            for chains in _parallel_groups(gm, self.leave_sums):
+            for chains in parallel_groups(gm, self.leave_sums):
                 key = tuple(c.nodes[0].name for c in chains)
                 if key in skipped:
                     continue

@@ -28,8 +28,9 @@ from __future__ import annotations
 from torch import fx
 
 from prunex.passes.graph import finish, propagate_shapes
-from prunex.passes.layouts.constraints import build_problem, is_gather
+from prunex.passes.layouts.constraints import build_problem
 from prunex.passes.layouts.rewrite import KeptGather, explain, rewrite_layouts
+from prunex.passes.layouts.rules import is_gather
 from prunex.passes.layouts.solver import Solution, assign, solve
 from prunex.passes.protocol import GraphPass
 

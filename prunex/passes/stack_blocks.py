@@ -24,6 +24,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.tools_common import legalize_graph
 
+from prunex.passes.branch_chains import layer_signature
 from prunex.passes.graph import (
     ChannelSlice,
     add_buffer,
@@ -35,7 +36,7 @@ from prunex.passes.graph import (
     propagate_shapes,
     recorded_channels,
 )
-from prunex.passes.merge_branches import layer_signature, merge_shared_chains, merge_sliced_chains, sliced_chain_groups
+from prunex.passes.merge_branches import merge_shared_chains, merge_sliced_chains, sliced_chain_groups
 from prunex.passes.protocol import GraphPass
 from prunex.passes.tuning import Tuner
 

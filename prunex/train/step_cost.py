@@ -28,7 +28,7 @@ from torch import nn
 
 from prunex.models import create_model
 from prunex.nn.dgconv import DGConv2d
-from prunex.runtime.dispatch_count import DispatchCounter
+from prunex.runtime.dispatch_count import DispatchCounter, DispatchCounts
 from prunex.runtime.timing import summarise, time_callable
 from prunex.train.step import TrainStep, param_groups, sgd
 
@@ -140,20 +140,8 @@ def measure_step(model: nn.Module, case: TrainingCase, settings: StepSettings) -
     step_fn, step = run(False)
     samples = time_callable(step_fn, cuda=cuda, warmup=settings.warmup, iters=settings.iters)
     stats = summarise(samples, case.batch_size)
-    with DispatchCounter() as counter:
-        step_fn()
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(dev)
-        base = torch.cuda.memory_allocated(dev)
-        step_fn()
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated(dev) - base
-        kernels = _cuda_kernels(step_fn)
-    else:
-        peak, kernels = counter.counts.peak_bytes, None
+    counts, peak, kernels = _step_counts(step_fn, dev)
     step.close()
-    counts = counter.counts
     result = StepMeasurement(
         step_ms=stats.median_ms,
         step_cov=stats.cov,
@@ -176,6 +164,20 @@ def measure_step(model: nn.Module, case: TrainingCase, settings: StepSettings) -
         result.compiled_step_ms = summarise(compiled_samples, case.batch_size).median_ms
         compiled.close()
     return result
+
+
+def _step_counts(step_fn: Callable[[], object], dev: torch.device) -> tuple[DispatchCounts, int, int | None]:
+    """ATen ops of one step, its peak memory (CUDA: allocated; CPU: the tensors it created) and CUDA kernels."""
+    with DispatchCounter() as counter:
+        step_fn()
+    if dev.type != "cuda":
+        return counter.counts, counter.counts.peak_bytes, None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats(dev)
+    base = torch.cuda.memory_allocated(dev)
+    step_fn()
+    torch.cuda.synchronize()
+    return counter.counts, torch.cuda.max_memory_allocated(dev) - base, _cuda_kernels(step_fn)
 
 
 def compare_case(case: TrainingCase, settings: StepSettings) -> CaseResult:

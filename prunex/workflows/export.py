@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prunex.artifacts import check_writable_parent
@@ -43,6 +43,7 @@ class ExportOutcome:
     path: Path
     report_path: Path
     details: dict = field(default_factory=dict)  # what the report holds besides the validation (exporter, int8, …)
+    int8: Int8Model | None = None  # how an INT8 model was made (quantized and kept-float layers, tuning)
 
 
 def publish(
@@ -80,9 +81,9 @@ class ExportJob:
                 made = Path(tmp) / "int8.onnx"
                 quantized = quantized_onnx(self.model, made, data, settings, exporter=self.exporter, opset=self.opset)
             if self.onnx is not None:
-                yield publish(self.onnx, lambda out: self._onnx(out, quantized), "onnx")
+                yield replace(publish(self.onnx, lambda out: self._onnx(out, quantized), "onnx"), int8=quantized)
             if self.trt is not None:
-                yield publish(self.trt, lambda out: self._engine(out, quantized), "engine")
+                yield replace(publish(self.trt, lambda out: self._engine(out, quantized), "engine"), int8=quantized)
 
     def _onnx(self, out: Path, quantized: Int8Model | None):
         common = {"model": str(self.source), "exporter": self.exporter.value}

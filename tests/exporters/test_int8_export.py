@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from prunex.cli.app import app
+from prunex.cli.views.export import int8_lines
 from prunex.runtime.int8_observer import Observer
 from prunex.runtime.onnx_int8 import QuantizeSpec, quantize_int8, quantized_layers, zero_points
 from prunex.runtime.onnx_program import export_onnx
@@ -182,3 +183,8 @@ def test_tuning_leaves_in_floating_point_the_layers_int8_does_not_make_faster(tm
     report = made.as_dict()
     assert report["tuning"]["network"] == network and len(report["tuning"]["layers"]) == len(layers)
     assert all(entry["module"] for entry in report["tuning"]["layers"])  # named as the PyTorch modules
+    lines = int8_lines(made)  # what `prunex export` says of it
+    assert lines[0].startswith(f"int8: {len(made.quantized)} layers quantized (minmax observer, 32 images)")
+    assert f"{len(layers[0::2])} of {len(layers)} layers ran faster" in lines[1]  # the timer favours every other
+    assert lines[2].endswith(f"kept {network}") and int8_lines(None) == []
+    assert ("written in floating point" in lines[-1]) == (network != "int8 (tuned)")

@@ -8,111 +8,88 @@ from torch import fx, nn
 
 from prunex.artifacts.compression_report import KeptGather
 from prunex.passes.graph import fresh_name, module_of, own_module
-from prunex.passes.layouts.constraints import (
-    BINARY,
-    Problem,
-    UnionFind,
-    attr,
-    channel_constant,
-    channels,
-    flattened_into_linear,
-)
+from prunex.passes.layouts.constraints import attr, channel_constant
+from prunex.passes.layouts.problem import Pin, Problem, UnionFind
+from prunex.passes.layouts.rules import BINARY, channels, flattened_into_linear, module_rule
 from prunex.passes.layouts.solver import Infeasible, Solution, assign, stored_index
 from prunex.passes.permutations import inverse_permutation, is_identity
 
 
-def _permute_param(module: nn.Module, name: str, index: torch.Tensor, dim: int = 0) -> None:
-    t = getattr(module, name, None)
-    if t is None:
-        return
-    value = t.detach().index_select(dim, index.to(t.device))
-    setattr(module, name, nn.Parameter(value, requires_grad=False) if isinstance(t, nn.Parameter) else value)
-
-
 def rewrite_layouts(gm: fx.GraphModule, uf: UnionFind, problem: Problem, solution: Solution) -> None:
+    """Re-index every layer for the chosen layouts (by its rule), drop the removed gathers, re-index the kept ones
+    and restore the identity with a gather at each pin given up."""
     layout = solution.layout
 
-    def sigma(node: fx.Node) -> torch.Tensor | None:
-        if channels(node) is None:
+    def sigma(node: fx.Node | None) -> torch.Tensor | None:
+        if node is None or channels(node) is None:
             return None
         value = layout.get(uf.find(node))
         return None if value is None or is_identity(value) else value
 
     for node in list(gm.graph.nodes):
         if node.op == "call_module":
-            m = module_of(gm, node)
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                source = flattened_into_linear(gm, node.args[0]) if isinstance(m, nn.Linear) else None
-                s_in, s_out = sigma(source if source is not None else node.args[0]), sigma(node)
-                depthwise = isinstance(m, nn.Conv2d) and m.groups == m.in_channels == m.out_channels > 1
-                if s_in is None and s_out is None:
-                    continue
-                m = own_module(gm, node)
-                if depthwise:
-                    _permute_param(m, "weight", s_out)
-                    _permute_param(m, "bias", s_out)
-                    continue
-                if s_out is not None:
-                    _permute_param(m, "weight", s_out)
-                    _permute_param(m, "bias", s_out)
-                if s_in is not None:
-                    if isinstance(m, nn.Linear):
-                        spatial = m.in_features // len(s_in)
-                        cols = (s_in[:, None] * spatial + torch.arange(spatial)).flatten()
-                        _permute_param(m, "weight", cols, dim=1)
-                    elif m.groups == 1:
-                        _permute_param(m, "weight", s_in, dim=1)
-                    else:  # within-group permutation of the input: re-index each group's columns
-                        size = m.in_channels // m.groups
-                        local = s_in % size
-                        per_out = local.view(m.groups, size).repeat_interleave(m.out_channels // m.groups, dim=0)
-                        w = m.weight.detach()
-                        m.weight = nn.Parameter(
-                            torch.gather(w, 1, per_out[:, :, None, None].expand_as(w)), requires_grad=False
-                        )
-            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                s = sigma(node)
-                if s is not None:
-                    m = own_module(gm, node)
-                    for name in ("weight", "bias", "running_mean", "running_var"):
-                        _permute_param(m, name, s)
+            _reindex_module(gm, node, sigma)
         elif node.op == "call_function" and node.target in BINARY:
-            s = sigma(node)
-            if s is None:
-                continue
-            for arg in node.all_input_nodes:
-                if arg.op == "get_attr" and channel_constant(gm, arg, len(s)):
-                    value = attr(gm, arg.target)
-                    permuted = value.index_select(value.dim() - 3, s.to(value.device))
-                    node.replace_input_with(arg, _constant(gm, node, f"{arg.target}_permuted", permuted))
+            _reindex_constants(gm, node, sigma(node))
+    _rewrite_gathers(gm, problem, solution)
+    for j in solution.released:
+        _restore_identity(gm, problem.pins[j], layout[problem.pins[j].cls])
+
+
+def _reindex_module(gm: fx.GraphModule, node: fx.Node, sigma) -> None:
+    """The module's rule re-indexes it for σ_in (a linear layer reading a flattened map: the map's) and σ_out."""
+    m = module_of(gm, node)
+    rule = module_rule(m)
+    if rule is None or rule.reindex is None:
+        return
+    source = flattened_into_linear(gm, node.args[0]) if isinstance(m, nn.Linear) else None
+    s_in, s_out = sigma(source if source is not None else node.args[0]), sigma(node)
+    if s_in is not None or s_out is not None:
+        rule.reindex(own_module(gm, node), s_in, s_out)
+
+
+def _reindex_constants(gm: fx.GraphModule, node: fx.Node, s: torch.Tensor | None) -> None:
+    """Per-channel constants of an elementwise op follow its output's layout."""
+    if s is None:
+        return
+    for arg in node.all_input_nodes:
+        if arg.op == "get_attr" and channel_constant(gm, arg, len(s)):
+            value = attr(gm, arg.target)
+            permuted = value.index_select(value.dim() - 3, s.to(value.device))
+            node.replace_input_with(arg, _constant(gm, node, f"{arg.target}_permuted", permuted))
+
+
+def _rewrite_gathers(gm: fx.GraphModule, problem: Problem, solution: Solution) -> None:
+    """Removed gathers go; a kept one reads its stored index."""
     for i, g in enumerate(problem.gathers):
         node = g.node
         if i in solution.removed:
             node.replace_all_uses_with(node.args[0])
             gm.graph.erase_node(node)
             continue
-        index = stored_index(g, layout)
+        index = stored_index(g, solution.layout)
         if not torch.equal(index, g.order):
             node.args = (node.args[0], 1, _constant(gm, node, f"{node.args[2].target}_stored", index))
-    for j in solution.released:
-        pin = problem.pins[j]
-        s = layout[pin.cls]
-        if is_identity(s):
-            continue
-        if pin.consumer is None:  # the value as produced: stored[:, j] = logical[:, σ[j]]
-            users = list(pin.value.users)
-            with gm.graph.inserting_after(pin.value):
-                index = gm.graph.get_attr(_register(gm, f"{pin.value.name}_layout", s))
-            with gm.graph.inserting_after(index):
-                gathered = gm.graph.call_function(torch.index_select, (pin.value, 1, index))
-            for u in users:
-                u.replace_input_with(pin.value, gathered)
-        else:  # where the consumer reads it, back to the logical order: logical[:, k] = stored[:, σ⁻¹[k]]
-            inv = inverse_permutation(s)
-            index = _constant(gm, pin.consumer, f"{pin.consumer.name}_{pin.value.name}_logical", inv)
-            with gm.graph.inserting_before(pin.consumer):
-                gathered = gm.graph.call_function(torch.index_select, (pin.value, 1, index))
-            pin.consumer.replace_input_with(pin.value, gathered)
+
+
+def _restore_identity(gm: fx.GraphModule, pin: Pin, s: torch.Tensor) -> None:
+    """A pin given up: a gather back to the logical order where the identity is needed."""
+    if is_identity(s):
+        return
+    if pin.consumer is None:  # the value as produced: stored[:, j] = logical[:, σ[j]]
+        users = list(pin.value.users)
+        with gm.graph.inserting_after(pin.value):
+            index = gm.graph.get_attr(_register(gm, f"{pin.value.name}_layout", s))
+        with gm.graph.inserting_after(index):
+            gathered = gm.graph.call_function(torch.index_select, (pin.value, 1, index))
+        for u in users:
+            u.replace_input_with(pin.value, gathered)
+    else:  # where the consumer reads it, back to the logical order: logical[:, k] = stored[:, σ⁻¹[k]]
+        inv = inverse_permutation(s)
+        index = _constant(gm, pin.consumer, f"{pin.consumer.name}_{pin.value.name}_logical", inv)
+        with gm.graph.inserting_before(pin.consumer):
+            gathered = gm.graph.call_function(torch.index_select, (pin.value, 1, index))
+        pin.consumer.replace_input_with(pin.value, gathered)
 
 
 def _register(gm: fx.GraphModule, base: str, value: torch.Tensor) -> str:
