@@ -82,7 +82,7 @@ def main() -> None:
         save_checkpoint(
             run / "checkpoint.pt",
             {
-                "spec": model.prunex_spec,
+                "spec": model.prunex_spec.to_dict(),
                 "state_dict": model.state_dict(),
                 "dataset": {"name": None, "num_classes": 0, "in_chans": 3, "image_size": size},
             },

@@ -16,6 +16,7 @@ import torch
 
 from prunex.artifacts.errors import InputError
 from prunex.artifacts.layout import checkpoint_file
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.artifacts.outputs import atomic_file
 
 FORMAT, VERSION = "prunex.checkpoint", 1
@@ -26,7 +27,10 @@ class CheckpointError(InputError):
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically: a kill mid-write leaves the previous file intact."""
+    """Write ``payload`` to ``path`` atomically: a kill mid-write leaves the previous file intact. A
+    :class:`ModelSpec` under ``"spec"`` is written as its plain dict (a checkpoint holds no Python objects)."""
+    if isinstance(payload.get("spec"), ModelSpec):
+        payload = {**payload, "spec": payload["spec"].to_dict()}
     with atomic_file(Path(path)) as pending, open(pending.path, "wb") as f:
         torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
     return Path(path)
@@ -53,9 +57,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     for key in ("spec", "state_dict"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: prunex checkpoint without '{key}'")
-    spec = ckpt["spec"]
-    if not (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("kwargs", {}), dict)):
-        raise CheckpointError(f"{path}: its model spec is malformed (needs a name and a table of arguments)")
+    try:
+        ModelSpec.from_dict(ckpt["spec"])
+    except ValueError:
+        raise CheckpointError(f"{path}: its model spec is malformed (needs a name and a table of arguments)") from None
     state = ckpt["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
         raise CheckpointError(f"{path}: its state dict is malformed (needs parameter names mapped to tensors)")

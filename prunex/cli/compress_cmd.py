@@ -109,7 +109,7 @@ def compress(
             tuning_cache=tuning_cache,
             plots=plots,
         )
-        console.print(f"compressing {escape(job.ckpt['spec']['name'])} from {checkpoint}; verifying on {job.source}")
+        console.print(f"compressing {escape(job.spec.name)} from {checkpoint}; verifying on {job.source}")
         progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), console=console)
         task = progress.add_task("freeze + trace", total=job.steps)
         with progress:

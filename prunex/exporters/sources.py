@@ -11,6 +11,8 @@ from torch import nn
 
 from prunex.artifacts import layout as files
 from prunex.artifacts.compressed_model import load_compressed, read_metadata
+from prunex.artifacts.errors import InputError
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.data import image_shape
 
 
@@ -22,7 +24,7 @@ class LoadedModel:
     path: Path
     dataset: dict[str, Any] | None
     name: str  # registered model name
-    spec: dict[str, Any]  # {"name", "kwargs"}: how the (gated) model was built
+    spec: ModelSpec  # how the (gated) model was built
 
 
 def _shape(dataset: dict[str, Any] | None, fallback: list | None) -> tuple[int, int, int]:
@@ -33,14 +35,18 @@ def _shape(dataset: dict[str, Any] | None, fallback: list | None) -> tuple[int, 
 
 def load_compressed_model(directory: Path, label: str = "compressed") -> LoadedModel:
     meta = read_metadata(directory)
+    try:
+        spec = ModelSpec.from_dict(meta["source"]) if "source" in meta else ModelSpec("?")
+    except ValueError as err:
+        raise InputError(f"{directory / files.MODEL_SPEC}: its 'source' is not a model spec ({err})") from None
     return LoadedModel(
         label,
         load_compressed(directory),
         _shape(meta.get("dataset"), meta.get("input_shape")),
         directory,
         meta.get("dataset"),
-        meta.get("source", {}).get("name", "?"),
-        meta.get("source", {}),
+        spec.name,
+        spec,
     )
 
 
@@ -49,9 +55,9 @@ def load_gated_model(checkpoint: Path) -> LoadedModel:
     from prunex.passes.graph import freeze
 
     model, ckpt = model_from_checkpoint(checkpoint)
-    spec = ckpt["spec"]
+    spec = ModelSpec.from_dict(ckpt["spec"])
     return LoadedModel(
-        "gated", freeze(model), _shape(ckpt.get("dataset"), None), checkpoint, ckpt.get("dataset"), spec["name"], spec
+        "gated", freeze(model), _shape(ckpt.get("dataset"), None), checkpoint, ckpt.get("dataset"), spec.name, spec
     )
 
 

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunex.runtime.backends import Backend
+from prunex.runtime.backends import Backend, parse_backend
 from prunex.runtime.comparison import comparable, compare, exact_float32, scale_note
+from prunex.runtime.precision import Precision, parse_precision
 
 TOLERANCES = {  # max |Δ| / max |reference|, minimum top-1 agreement
-    "fp32": (1e-4, 1.0),
-    "fp16": (2e-2, 0.99),
+    Precision.FP32: (1e-4, 1.0),
+    Precision.FP16: (2e-2, 0.99),
 }
 
 
@@ -64,22 +65,24 @@ class ValidationReport:
 
 
 def validate(
-    target: Backend,
+    target: Backend | str,
     run: Callable[[np.ndarray], np.ndarray],
     module: nn.Module,
     batches: list[torch.Tensor],
-    precision: str = "fp32",
+    precision: Precision | str = Precision.FP32,
     sources: list[str] | None = None,
 ) -> ValidationReport:
     """Compare ``run`` (numpy in, numpy out) with ``module`` in float32 on each batch."""
+    target, precision = parse_backend(target), parse_precision(precision)
     tol, min_agree = TOLERANCES[precision]
+    feed = np.float16 if precision is Precision.FP16 else np.float32
     module = module.eval().float()
     worst = {"max_abs_err": 0.0, "max_rel_err": 0.0, "top1_agreement": 1.0, "output_scale": 0.0}
     outputs = []
     for x in batches:
         with exact_float32(), torch.no_grad():
             ref = module(x.float())
-        out = torch.from_numpy(np.asarray(run(x.numpy().astype(np.float16 if precision == "fp16" else np.float32))))
+        out = torch.from_numpy(np.asarray(run(x.numpy().astype(feed))))
         errs = compare(ref, out.float())
         outputs.append({"batch": len(x), **errs})
         worst["max_abs_err"] = max(worst["max_abs_err"], errs["max_abs_err"])
@@ -90,7 +93,7 @@ def validate(
     passed = comparable(worst["output_scale"]) and worst["max_rel_err"] <= tol and worst["top1_agreement"] >= min_agree
     return ValidationReport(
         target,
-        precision,
+        precision.value,
         tol,
         min_agree,
         [len(x) for x in batches],

@@ -20,7 +20,8 @@ from prunex.nn.gates import branch_gate_modules
 
 def summarise(model: nn.Module, report: CompressionReport | None = None) -> dict[str, Any]:
     """A JSON-ready description of the learned structure (and of the compression, given its report)."""
-    out: dict[str, Any] = {"model": getattr(model, "prunex_spec", None), **count_parameters(model)}
+    spec = getattr(model, "prunex_spec", None)
+    out: dict[str, Any] = {"model": spec.to_dict() if spec is not None else None, **count_parameters(model)}
     # gates the run froze (MaskConnect's masks at top-K) are no longer parameters, but they are what it learned
     out["frozen_gates"] = sum(
         m.mask.numel()

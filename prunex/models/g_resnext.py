@@ -15,6 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
 from prunex.models.family import Family, Reference, classes_of, keep, torchvision_resnext
@@ -205,8 +206,6 @@ def from_torchvision_resnext(model: tv_resnet.ResNet) -> tv_resnet.ResNet:
         )
     width_per_group = conv.out_channels // conv.groups  # layer1 planes are 64, so width = groups·width_per_group
     converted = replace_grouped_convs(copy.deepcopy(model), keep_weights=True)
-    converted.prunex_spec = {
-        "name": TORCHVISION_LAYOUTS[layers],
-        "kwargs": {"num_classes": model.fc.out_features, "groups": conv.groups, "width_per_group": width_per_group},
-    }
+    kwargs = {"num_classes": model.fc.out_features, "groups": conv.groups, "width_per_group": width_per_group}
+    converted.prunex_spec = ModelSpec(TORCHVISION_LAYOUTS[layers], kwargs)
     return converted

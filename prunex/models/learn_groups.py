@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
 from torch import nn
 
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.nn.dgconv import DGConv2d
 
 
@@ -116,6 +117,6 @@ def learn_groups(
         reasons = "; ".join(f"{n}: {why}" for n, why in result.skipped[:3])
         raise ValueError(f"no convolution of {type(model).__name__} can learn its grouping ({reasons})")
     spec = getattr(model, "prunex_spec", None)
-    if isinstance(spec, dict):
-        spec["learn_groups"] = plan.as_dict()
+    if isinstance(spec, ModelSpec):
+        model.prunex_spec = replace(spec, learn_groups=plan.as_dict())
     return result

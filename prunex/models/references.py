@@ -22,6 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import list_models as torchvision_models
 from torchvision.models import resnet as tv_resnet
 
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.models.family import TORCHVISION, Reference, classes_of, keep
 from prunex.models.g_resnext import CifarResNeXt
 from prunex.models.registry import create_model, list_models, model_entry
@@ -30,11 +31,12 @@ NONE = "none"
 AUTO = "auto"
 
 
-def default_reference(spec: dict[str, Any]) -> Reference | None:
+def default_reference(spec: ModelSpec | dict[str, Any]) -> Reference | None:
     """The family's reference for the model ``spec`` = {"name", "kwargs"} describes, as its registry entry says;
     None where there is none (the CIFAR SparseNet[⊕] has no plain twin, nor a network from outside the zoo)."""
-    name, kwargs = spec["name"], dict(spec.get("kwargs", {}))
-    if spec.get("learn_groups"):  # any network whose convolutions learned their grouping: itself, as it was
+    spec = ModelSpec.from_dict(spec)
+    name, kwargs = spec.name, dict(spec.kwargs)
+    if spec.learn_groups:  # any network whose convolutions learned their grouping: itself, as it was
         return Reference(name, kwargs)
     if name not in list_models():
         return None
@@ -42,14 +44,14 @@ def default_reference(spec: dict[str, Any]) -> Reference | None:
     return reference(kwargs) if reference is not None else None
 
 
-def choose_reference(choice: str, spec: dict[str, Any]) -> Reference | None:
+def choose_reference(choice: str, spec: ModelSpec | dict[str, Any]) -> Reference | None:
     """``auto`` (the family's default), ``none``, or a name; a name is built with the model's classes and input
     channels where it takes them. Raises ValueError for a name that is neither registered nor in torchvision."""
     if choice == AUTO:
         return default_reference(spec)
     if choice == NONE:
         return None
-    kwargs = spec.get("kwargs", {})
+    kwargs = ModelSpec.from_dict(spec).kwargs
     if choice.startswith(TORCHVISION):
         if choice.removeprefix(TORCHVISION) not in torchvision_models():
             raise ValueError(f"{choice}: torchvision has no such model")

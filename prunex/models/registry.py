@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.models.complexity import Complexity
 from prunex.models.errors import UnknownModelError
 from prunex.models.external import external_builder, is_external
@@ -105,7 +106,7 @@ def builder_of(name: str) -> Callable[..., nn.Module]:
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model, a torchvision classifier (``torchvision:resnet50``, random weights) or a user's own
-    (``my_package.models:build``). The result carries ``prunex_spec`` = {"name", "kwargs"} to rebuild it."""
+    (``my_package.models:build``). The result carries ``prunex_spec`` (a :class:`ModelSpec`) to rebuild it."""
     if is_external(name):
         model = external_builder(name)(**kwargs)
         if not isinstance(model, nn.Module):
@@ -116,7 +117,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         model = entry.builder(**kwargs)
         defaults = entry.defaults()
         kwargs = {**kwargs, **{k: defaults[k] for k in entry.legacy_defaults if k not in kwargs}}  # register_model
-    model.prunex_spec = {"name": name, "kwargs": dict(kwargs)}
+    model.prunex_spec = ModelSpec(name, dict(kwargs))
     return model
 
 

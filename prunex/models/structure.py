@@ -3,8 +3,11 @@ retrained from scratch): every DGConv2d becomes an ``nn.Conv2d`` of the same geo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch import nn
 
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.nn.conv_geometry import conv_geometry
 from prunex.nn.dgconv import DGConv2d
 
@@ -29,6 +32,6 @@ def apply_structure(model: nn.Module, groups: dict[str, int]) -> nn.Module:
         parent, _, child = name.rpartition(".")
         setattr(layers[parent] if parent else model, child, conv)
     spec = getattr(model, "prunex_spec", None)
-    if isinstance(spec, dict):
-        spec["structure"] = {"groups": dict(groups)}
+    if isinstance(spec, ModelSpec):
+        model.prunex_spec = replace(spec, structure={"groups": dict(groups)})
     return model

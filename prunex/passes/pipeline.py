@@ -10,6 +10,7 @@ from torch import fx, nn
 
 from prunex.artifacts.compression_report import CompressionReport, CompressSettings, LearnedGroups, TargetRecord, Totals
 from prunex.artifacts.errors import NotEquivalentError
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.artifacts.tuning_cache import TuningCache
 from prunex.nn.dgconv import DGConv2d
 from prunex.passes.channel_ops import CanonicalChannelOps
@@ -197,7 +198,7 @@ def _report(
     first, last = runner.records[0], runner.records[-1]
     target = options.target.as_dict() if tuner is not None else None
     return CompressionReport(
-        model=getattr(model, "prunex_spec", {"name": type(model).__name__, "kwargs": {}}),
+        model=getattr(model, "prunex_spec", ModelSpec(type(model).__name__)).to_dict(),
         input_shape=[None, *example_shape],
         calibration_samples=len(runner.x),
         options=CompressSettings(

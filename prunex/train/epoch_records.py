@@ -45,7 +45,7 @@ def checkpoint_payload(
     """The checkpoint format (version added by :func:`~prunex.artifacts.checkpoint.save_checkpoint`);
     ``state_dict`` replaces the model's own (a gathered one, under branch parallelism)."""
     return {
-        "spec": model.prunex_spec,
+        "spec": model.prunex_spec.to_dict(),
         "state_dict": model.state_dict() if state_dict is None else state_dict,
         "dataset": {**vars(info), "root": config.data_root},
         "config": config.to_dict(),

@@ -104,7 +104,7 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.checkpoint_path = self.run_dir / files.CHECKPOINT
         self.use_amp = config.amp and self.ctx.device.type == "cuda"
-        b = config.budget or (self.model.prunex_spec.get("learn_groups") or {}).get("budget")
+        b = config.budget or (self.model.prunex_spec.learn_groups or {}).get("budget")
         self.budget_o = budget(self.model, b) if b and any(True for _ in dgconv_modules(self.model)) else None
 
     # -- set-up ----------------------------------------------------------------------------------------

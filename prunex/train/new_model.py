@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -129,5 +130,5 @@ def retrained_structure(model: nn.Module, source: str) -> nn.Module:
     if not groups:
         raise ConfigError(f"--structure-from {source}: its network has no DGConv layers, so nothing was learned")
     apply_structure(model, groups)
-    model.prunex_spec["structure"]["source"] = str(source)
+    model.prunex_spec = replace(model.prunex_spec, structure={**model.prunex_spec.structure, "source": str(source)})
     return model

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.data.types import ImagePipeline, Normalisation
 from prunex.models.family import Family
 from prunex.models.registry import list_models, model_entry
@@ -202,8 +203,8 @@ def _network_of(explicit: dict[str, Any]) -> dict[str, Any]:
     source = load_checkpoint(checkpoint_file(Path(explicit["structure_from"])))
     config = source.get("config") or {}
     dataset = explicit.get("dataset", config.get("dataset", TrainConfig.dataset))
-    name = source["spec"]["name"]
-    network = {"model": name, "model_kwargs": rebuild_kwargs(name, source["spec"].get("kwargs", {}))}
+    spec = ModelSpec.from_dict(source["spec"])
+    network = {"model": spec.name, "model_kwargs": rebuild_kwargs(spec.name, spec.kwargs)}
     return {**explicit, **network, "learn_groups": config.get("learn_groups"), "dataset": dataset, "budget": None}
 
 

@@ -24,6 +24,7 @@ from prunex.artifacts import layout as files
 from prunex.artifacts.compressed_model import save_compressed
 from prunex.artifacts.compression_report import CompressionReport, ReferenceRecord
 from prunex.artifacts.errors import InputError
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.artifacts.tuning_cache import check_tuning_cache
 from prunex.data import image_shape, readable_test_images
 from prunex.inspection import draw_pictures
@@ -94,6 +95,11 @@ class CompressJob:
     plots: bool
 
     @property
+    def spec(self) -> ModelSpec:
+        """How the gated model was built, as its checkpoint says."""
+        return ModelSpec.from_dict(self.ckpt["spec"])
+
+    @property
     def steps(self) -> int:
         """Passes the run goes through (freeze and the realisation choice included), for a progress bar."""
         passes = default_passes(self.options, example_shape=tuple(self.calibration.shape[1:]))
@@ -113,10 +119,10 @@ class CompressJob:
                 path = write_failure(self.out, self.holds_model, err.report)
                 kept = f"; the compressed model in {self.out} is unchanged" if self.holds_model else ""
                 raise PassVerificationError(f"{err}\ndiff report: {path}{kept}", err.report) from None
-            report.reference = _reference_cost(self.ckpt["spec"], report.input_chw)
+            report.reference = _reference_cost(self.spec, report.input_chw)
             report.checkpoint, report.calibration = str(self.checkpoint), self.source
             meta = {
-                "source": self.ckpt["spec"],
+                "source": self.spec.to_dict(),
                 "input_shape": report.input_shape,
                 "dataset": self.ckpt.get("dataset"),
                 "totals": asdict(report.totals),
@@ -131,7 +137,7 @@ class CompressJob:
         return CompressResult(self.out, gm, report, [self.out / p.name for p in pictures], warnings)
 
 
-def _reference_cost(spec: dict[str, Any], input_shape: tuple[int, ...]) -> ReferenceRecord | None:
+def _reference_cost(spec: ModelSpec, input_shape: tuple[int, ...]) -> ReferenceRecord | None:
     """What the network ``prunex bench`` times beside this one costs at the same input (None if it has none)."""
     reference = default_reference(spec)
     if reference is None:

@@ -13,6 +13,7 @@ from prunex.artifacts.bench_report import read_bench
 from prunex.artifacts.checkpoint import load_checkpoint
 from prunex.artifacts.compressed_model import load_compressed
 from prunex.artifacts.compression_report import read_report
+from prunex.artifacts.model_spec import ModelSpec
 from prunex.cli.app import app
 from prunex.models.from_checkpoint import model_from_checkpoint
 from prunex.passes.graph import freeze
@@ -83,3 +84,14 @@ def test_a_0_6_checkpoints_hand_written_tail_loads_into_the_classifier_head(run)
     assert torch.equal(model.head.fc.weight, state["fc.weight"]) and torch.equal(model.head.fc.bias, state["fc.bias"])
     if run == "sparsenet":  # a pre-activation network: its final BN-ReLU is the head's
         assert torch.equal(model.head.norm[0].running_var, state["head_norm.0.running_var"])
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_a_0_6_model_spec_reads_as_a_model_spec_and_writes_back_the_same(run):
+    raw = load_checkpoint(FIXTURES / run)["spec"]
+    spec = ModelSpec.from_dict(raw)
+    assert spec.to_dict() == raw
+    assert (spec.learn_groups is not None) == (run in ("learned_groups", "structure"))  # a structure replays both
+    assert (spec.structure is not None) == (run == "structure")
+    model, _ = model_from_checkpoint(FIXTURES / run)
+    assert model.prunex_spec.learn_groups == spec.learn_groups and model.prunex_spec.structure == spec.structure

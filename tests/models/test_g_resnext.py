@@ -35,9 +35,9 @@ def test_torchvision_resnext_converts_to_an_output_equal_g_resnext(factory, size
     with torch.no_grad():
         expected, actual = reference(x), converted(x)
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
-    assert converted.prunex_spec["name"] == name
+    assert converted.prunex_spec.name == name
     # the state dict fits the registered builder, so checkpoints rebuild it
-    rebuilt = create_model(name, **converted.prunex_spec["kwargs"])
+    rebuilt = create_model(name, **converted.prunex_spec.kwargs)
     rebuilt.load_state_dict(converted.state_dict())
     assert any(not isinstance(m, DGConv2d) and getattr(m, "groups", 1) > 1 for m in reference.modules())
 

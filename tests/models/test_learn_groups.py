@@ -43,7 +43,7 @@ def test_learn_groups_starts_as_exactly_the_same_function(name):
     assert all(model.get_submodule(r.name).num_groups == r.groups for r in learned.replaced)
     with torch.no_grad():
         assert torch.equal(model(X), original(X))
-    assert model.prunex_spec["learn_groups"] == {"where": [], "budget": None, "depthwise": False, **options} | {
+    assert model.prunex_spec.learn_groups == {"where": [], "budget": None, "depthwise": False, **options} | {
         "pointwise": options.get("pointwise", False)
     }
 

@@ -106,7 +106,7 @@ def _inputs(module, ys):
 
 def test_a_spec_without_the_projection_is_the_per_block_network_it_was_written_for():
     new = create_model("maskconnect_cifar", depth=11, bottleneck_width=4, cardinality=4, fan_in=2)
-    assert new.prunex_spec["kwargs"]["projection"] == "shared"  # written out, so that its meaning never changes
+    assert new.prunex_spec.kwargs["projection"] == "shared"  # written out, so that its meaning never changes
     old_spec = {"name": "maskconnect_cifar", "kwargs": dict(depth=11, bottleneck_width=4, cardinality=4, fan_in=2)}
     old = build_model(old_spec)
     assert isinstance(old, MaskConnectNet)

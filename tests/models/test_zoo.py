@@ -168,8 +168,8 @@ def test_unknown_model_and_bad_arguments_get_clear_errors():
 
 def test_create_model_records_the_spec_to_rebuild_it():
     model = create_model("multiresnet_cifar", depth=8, k=2)
-    assert model.prunex_spec == {"name": "multiresnet_cifar", "kwargs": {"depth": 8, "k": 2}}
-    rebuilt = create_model(model.prunex_spec["name"], **model.prunex_spec["kwargs"])
+    assert model.prunex_spec.to_dict() == {"name": "multiresnet_cifar", "kwargs": {"depth": 8, "k": 2}}
+    rebuilt = create_model(model.prunex_spec.name, **model.prunex_spec.kwargs)
     rebuilt.load_state_dict(model.state_dict())
 
 

@@ -31,7 +31,7 @@ def test_each_dgconv_becomes_a_plain_conv_with_its_learned_group_count():
         conv = layers[name]
         assert type(conv) is nn.Conv2d and conv.groups == g
         assert conv.weight.numel() == source.get_submodule(name).weight.numel() // g  # what compression keeps
-    assert plain.prunex_spec["structure"] == {"groups": groups}
+    assert plain.prunex_spec.structure == {"groups": groups}
     assert plain(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
 
@@ -41,8 +41,8 @@ def test_a_new_run_from_a_checkpoint_builds_the_plain_network_of_its_learned_gro
 
     source = _learned()
     info = {"name": "synthetic", "num_classes": 10, "in_chans": 3, "image_size": 16}
-    config = {"model": "g_resnext_cifar", "model_kwargs": source.prunex_spec["kwargs"], "dataset": "synthetic"}
-    spec = source.prunex_spec
+    config = {"model": "g_resnext_cifar", "model_kwargs": source.prunex_spec.kwargs, "dataset": "synthetic"}
+    spec = source.prunex_spec.to_dict()
     save_checkpoint(
         tmp_path / "src" / "checkpoint.pt",
         {"spec": spec, "state_dict": source.state_dict(), "dataset": info, "config": config},
