@@ -14,13 +14,13 @@ Anything else (a checkpoint, a compressed model's weights, a user's notes) is ne
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prunex.artifacts.errors import InputError
+from prunex.artifacts.records import read_json_object
 
 REPORT_SUFFIX = ".validation.json"
 OUTPUT_KEYS = ("onnx", "engine")  # the report field that names the model, per kind of output
@@ -39,10 +39,10 @@ def _read_report(path: Path) -> dict[str, Any] | None:
     try:
         if path.stat().st_size > 16 << 20:
             return None
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except OSError:
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("passed"), bool):
+    data = read_json_object(path)
+    if data is None or not isinstance(data.get("passed"), bool):
         return None
     return data if any(isinstance(data.get(k), str) for k in OUTPUT_KEYS) else None
 

@@ -25,7 +25,7 @@ from torchvision.models import resnet as tv_resnet
 from prunex.artifacts.model_spec import ModelSpec
 from prunex.models.family import TORCHVISION, Reference, classes_of, keep
 from prunex.models.g_resnext import CifarResNeXt
-from prunex.models.registry import create_model, list_models, model_entry
+from prunex.models.registry import create_model, list_models, model_entry, registered
 
 NONE = "none"
 AUTO = "auto"
@@ -38,10 +38,8 @@ def default_reference(spec: ModelSpec | dict[str, Any]) -> Reference | None:
     name, kwargs = spec.name, dict(spec.kwargs)
     if spec.learn_groups:  # any network whose convolutions learned their grouping: itself, as it was
         return Reference(name, kwargs)
-    if name not in list_models():
-        return None
-    reference = model_entry(name).reference
-    return reference(kwargs) if reference is not None else None
+    entry = registered(name)
+    return entry.reference(kwargs) if entry is not None and entry.reference is not None else None
 
 
 def choose_reference(choice: str, spec: ModelSpec | dict[str, Any]) -> Reference | None:

@@ -85,6 +85,11 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def registered(name: str) -> ModelEntry | None:
+    """The entry of a registered model; None for any other name (``torchvision:NAME``, ``module:function``)."""
+    return _REGISTRY.get(name)
+
+
 def model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]

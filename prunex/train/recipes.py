@@ -25,7 +25,7 @@ from typing import Any
 from prunex.artifacts.model_spec import ModelSpec
 from prunex.data.types import ImagePipeline, Normalisation
 from prunex.models.family import Family
-from prunex.models.registry import list_models, model_entry
+from prunex.models.registry import registered
 from prunex.runtime.choices import parse_option
 from prunex.train.choices import Recipe, Schedule
 from prunex.train.config import ConfigError, Phase, TrainConfig, read_config_file, rescale_phases
@@ -40,7 +40,8 @@ def family(model: str, learns_groups: bool = False) -> Family:
     (--learn-groups) trains as DGConv, and one from outside the zoo has the generic recipe."""
     if learns_groups:
         return Family.DGCONV
-    return model_entry(model).family if model in list_models() else Family.OTHER
+    entry = registered(model)
+    return entry.family if entry is not None else Family.OTHER
 
 
 def _maskconnect_phases(epochs: tuple[int, int, int, int], learn_gates: bool, lr: float = 0.1) -> tuple[Phase, ...]:
@@ -210,7 +211,8 @@ def _network_of(explicit: dict[str, Any]) -> dict[str, Any]:
 
 def _takes_mini_imagenet_stem(model: str) -> bool:
     """MaskConnect's Table 6: the CIFAR networks get a 3×3/2 max-pool after their first conv on Mini-ImageNet."""
-    return model in list_models() and model_entry(model).mini_imagenet_stem
+    entry = registered(model)
+    return entry is not None and entry.mini_imagenet_stem
 
 
 def build_config(options: dict[str, Any], config_file: str | None = None) -> TrainConfig:

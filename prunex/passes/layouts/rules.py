@@ -33,9 +33,7 @@ class LayoutKind(StrEnum):
     OTHER = "other"  # not seen through: its inputs and output keep the identity layout
 
 
-PASS_MODULES = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
+PASS_MODULES = (  # channel by channel, nothing to re-index (BatchNorm, which has, is its own rule below)
     nn.ReLU,
     nn.ReLU6,
     nn.LeakyReLU,
