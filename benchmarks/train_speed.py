@@ -5,7 +5,9 @@
     python benchmarks/train_speed.py --compile        # also the step under torch.compile
 
 Prints a table and writes benchmarks/results/train_speed_<device>.json (see prunex.train.step_cost for what is
-measured). Read the ratios: gated and twin are measured in the same process, one after the other.
+measured). Read the ratios: gated and twin are measured in the same process, one after the other. "user loop ops"
+counts a step of the plainest loop a user writes (the model prunex built, cross-entropy, backward, torch.optim.SGD
+over model.parameters()), nothing else from prunex.
 """
 
 from __future__ import annotations
@@ -152,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     loaders = _loaders(device, args.quick)
 
     table = Table(title=f"training step on {device}: gated / plain twin")
-    for col in ("network", "batch, px", "plain twin", "step ms", "aten ops", "kernel ops", "syncs", "peak MiB"):
+    columns = ("network", "batch, px", "plain twin", "step ms", "aten ops", "user loop ops", "kernel ops", "syncs")
+    for col in (*columns, "peak MiB"):
         table.add_column(col, justify="left" if col in ("network", "plain twin") else "right", no_wrap=True)
     if device.type == "cuda":
         table.add_column("CUDA kernels", justify="right", no_wrap=True)
@@ -166,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             r.twin,
             f"{g.step_ms:.1f} / {p.step_ms:.1f} = {q['step_time']:.2f}×",
             f"{g.aten_ops} / {p.aten_ops} = {q['aten_ops']:.3f}×",
+            f"{g.user_loop.aten_ops} / {p.user_loop.aten_ops} = {q['user_loop_aten_ops']:.3f}×",
             f"{g.kernel_ops} / {p.kernel_ops} = {q['kernel_ops']:.3f}×",
-            f"{g.host_syncs} / {p.host_syncs}",
+            f"{g.host_syncs + g.user_loop.host_syncs} / {p.host_syncs + p.user_loop.host_syncs}",
             f"{g.peak_memory_bytes / 2**20:.0f} / {p.peak_memory_bytes / 2**20:.0f} = {q['peak_memory']:.2f}×",
         ]
         if device.type == "cuda":

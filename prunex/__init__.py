@@ -25,12 +25,16 @@ _HOMES = {
     "export": "prunex.workflows",
     "inspect_run": "prunex.workflows",
     "train_run": "prunex.workflows",
+    "StructureSchedule": "prunex.train.structure_schedule",
+    "fuse_gates": "prunex.nn.fused_gates",
 }
 
 if TYPE_CHECKING:
     from prunex.artifacts.compressed_model import load_compressed
     from prunex.models import create_model, learn_groups, list_models
+    from prunex.nn.fused_gates import fuse_gates
     from prunex.passes import compress
+    from prunex.train.structure_schedule import StructureSchedule
     from prunex.workflows import bench, compress_run, export, inspect_run, train_run
 
 
@@ -41,12 +45,14 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "StructureSchedule",
     "__version__",
     "bench",
     "compress",
     "compress_run",
     "create_model",
     "export",
+    "fuse_gates",
     "inspect_run",
     "learn_groups",
     "list_models",

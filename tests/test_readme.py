@@ -47,3 +47,21 @@ def test_the_readme_python_example_calls_the_package_functions(tmp_path):
     assert called >= {"train_run", "compress_run", "inspect_run", "export", "bench", "load_compressed"}
     for name in called:
         assert callable(getattr(prunex, name)), f"prunex.{name} is {getattr(prunex, name)!r}"
+
+
+@pytest.mark.slow  # four epochs of digits in a plain loop, two in Lightning (~40 s)
+def test_the_readme_own_loop_examples_run_as_written(tmp_path, monkeypatch, capsys):
+    from prunex.nn import DGConv2d
+    from prunex.nn.branch_gates import BranchGates
+
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(python_block("### In a plain PyTorch loop"), "README.md", "exec"), scope)
+    assert "test accuracy" in capsys.readouterr().out and scope["accuracy"] > 0.8
+    assert all(m.frozen for m in scope["model"].modules() if isinstance(m, BranchGates))  # the recipe froze them
+    assert scope["report"].totals.macs_after < scope["report"].totals.macs_before
+    pytest.importorskip("pytorch_lightning", reason="the lightning extra is not installed")
+    scope = {}
+    exec(compile(python_block("### In PyTorch Lightning"), "README.md", "exec"), scope)
+    gates = [m.gate for m in scope["net"].model.modules() if isinstance(m, DGConv2d) and m.num_gates]
+    assert scope["trainer"].current_epoch == 2 and any(float(g.abs().max()) > 1e-6 for g in gates)  # they learned

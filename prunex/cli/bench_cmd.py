@@ -61,7 +61,7 @@ def bench(
         metavar="NAME",
         help="What users would deploy instead, timed alongside with the same settings: auto (the family's: "
         "torchvision ResNeXt for G-ResNeXt-50/101, the plain zoo network of the same depth for CIFAR families), "
-        "none, a registered model, or torchvision:NAME (random weights).",
+        "none, a registered model, torchvision:NAME or timm:NAME (random weights).",
     ),
     compile_mode: CompileMode = typer.Option(
         CompileMode.DEPLOY,

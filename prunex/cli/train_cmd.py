@@ -21,7 +21,8 @@ def train(
         "-m",
         rich_help_panel="Model",
         metavar="NAME",
-        help="Registered model (`prunex models`), torchvision:NAME or module:function. Default: MaskConnect {20,4,8}.",
+        help="Registered model (`prunex models`), torchvision:NAME, timm:NAME (the timm extra; random weights: "
+        "--weights FILE loads yours) or module:function. Default: MaskConnect {20,4,8}.",
     ),
     model_arg: list[str] = typer.Option(
         [],

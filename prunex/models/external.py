@@ -1,5 +1,6 @@
-"""Networks from outside the zoo: any torchvision classifier (``torchvision:NAME``, random weights) and a user's own
-builder (``package.module:function``, imported from the Python path)."""
+"""Networks from outside the zoo: any torchvision classifier (``torchvision:NAME``), any timm model (``timm:NAME``, the
+``timm`` extra), both with random weights (a state dict of the user's own loads with ``--weights FILE``), and a
+user's own builder (``package.module:function``, imported from the Python path)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 from torch import nn
 
 from prunex.models.errors import UnknownModelError
+from prunex.runtime.optional import require
 
 TORCHVISION = "torchvision:"
+TIMM = "timm:"
 
 
 def is_external(name: str) -> bool:
@@ -35,12 +38,32 @@ def _torchvision_builder(arch: str) -> Callable[..., nn.Module]:
     return build
 
 
+def _timm_builder(arch: str) -> Callable[..., nn.Module]:
+    timm = require("timm", "timm", f"--model {TIMM}{arch}")
+    if not timm.is_model(arch):
+        close = timm.list_models(f"*{arch[:4]}*")[:5] if len(arch) >= 4 else []
+        hint = f"; similar names: {', '.join(close)}" if close else ""
+        raise UnknownModelError(
+            f"timm has no model {arch!r}{hint} (`python -c 'import timm; print(timm.list_models(\"resnet*\"))'` "
+            "lists them)"
+        )
+
+    def build(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> nn.Module:
+        # NOTE: never pretrained: weights cannot be downloaded here; --weights FILE loads the user's own
+        return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+    build.__doc__ = f"timm's {arch} (random weights; --weights FILE loads a state dict)."
+    return build
+
+
 def external_builder(name: str) -> Callable[..., nn.Module]:
     """The builder ``name`` designates. NOTE: ``module:function`` imports that module, which runs its code: a
     checkpoint naming one rebuilds its model only where the module is importable, and should come from a source
     you trust (as any Python code)."""
     if name.startswith(TORCHVISION):
         return _torchvision_builder(name.removeprefix(TORCHVISION))
+    if name.startswith(TIMM):
+        return _timm_builder(name.removeprefix(TIMM))
     module, _, function = name.partition(":")
     try:
         found = importlib.import_module(module)

@@ -18,7 +18,9 @@ from enum import StrEnum
 from torch import nn
 
 from prunex.artifacts.model_spec import ModelSpec
+from prunex.nn.conv_geometry import is_plain_conv
 from prunex.nn.dgconv import DGConv2d
+from prunex.nn.fused_gates import fuse_gates
 
 
 class ConvKind(StrEnum):
@@ -71,6 +73,12 @@ class LearnedGroups:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (module name, why)
 
 
+OWN_FORWARD = (
+    "computes more than its convolution in its own forward (as timm's Conv2dSame pads from the input size and "
+    "StdConv2d standardises its weight), so no DGConv2d is the same function"
+)
+
+
 def learn_groups(
     model: nn.Module,
     where: str | Sequence[str] | None = None,
@@ -83,7 +91,8 @@ def learn_groups(
 
     ``where``: module-name patterns (default: every conv of the chosen kinds); k×k convs always, 1×1 with
     ``pointwise``, depthwise with ``depthwise``. ``budget``: the DGConv resource constraint b that ``prunex train``
-    applies (recorded in the model's spec). Raises ValueError when nothing can learn its grouping.
+    applies (recorded in the model's spec). Raises ValueError when nothing can learn its grouping. The model then
+    fuses its gates in training (:func:`~prunex.nn.fuse_gates`).
     """
     patterns = (where,) if isinstance(where, str) else tuple(where or ())
     plan = GroupLearning(patterns, pointwise, depthwise, budget)
@@ -93,7 +102,8 @@ def learn_groups(
     chosen = [
         (name, m)
         for name, m in model.named_modules()
-        if type(m) is nn.Conv2d
+        if isinstance(m, nn.Conv2d)
+        and not isinstance(m, DGConv2d)
         and conv_kind(m) in plan.kinds()
         and (not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns))
     ]
@@ -101,6 +111,9 @@ def learn_groups(
         what = f"matching {', '.join(patterns)}" if patterns else f"of the kinds {', '.join(sorted(plan.kinds()))}"
         raise ValueError(f"{type(model).__name__} has no nn.Conv2d {what}")
     for name, conv in chosen:
+        if not is_plain_conv(conv):
+            result.skipped.append((name, f"{type(conv).__name__} {OWN_FORWARD}"))
+            continue
         try:
             layer = DGConv2d.from_conv(conv)
         except ValueError as err:
@@ -119,4 +132,5 @@ def learn_groups(
     spec = getattr(model, "prunex_spec", None)
     if isinstance(spec, ModelSpec):
         model.prunex_spec = replace(spec, learn_groups=plan.as_dict())
+    fuse_gates(model)
     return result

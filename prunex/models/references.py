@@ -23,6 +23,7 @@ from torchvision.models import list_models as torchvision_models
 from torchvision.models import resnet as tv_resnet
 
 from prunex.artifacts.model_spec import ModelSpec
+from prunex.models.external import TIMM, external_builder
 from prunex.models.family import TORCHVISION, Reference, classes_of, keep
 from prunex.models.g_resnext import CifarResNeXt
 from prunex.models.registry import create_model, list_models, model_entry, registered
@@ -44,7 +45,7 @@ def default_reference(spec: ModelSpec | dict[str, Any]) -> Reference | None:
 
 def choose_reference(choice: str, spec: ModelSpec | dict[str, Any]) -> Reference | None:
     """``auto`` (the family's default), ``none``, or a name; a name is built with the model's classes and input
-    channels where it takes them. Raises ValueError for a name that is neither registered nor in torchvision."""
+    channels where it takes them. Raises ValueError for a name that is not registered, in torchvision or in timm."""
     if choice == AUTO:
         return default_reference(spec)
     if choice == NONE:
@@ -54,9 +55,13 @@ def choose_reference(choice: str, spec: ModelSpec | dict[str, Any]) -> Reference
         if choice.removeprefix(TORCHVISION) not in torchvision_models():
             raise ValueError(f"{choice}: torchvision has no such model")
         return Reference(choice, keep(kwargs, "num_classes"))
+    if choice.startswith(TIMM):
+        external_builder(choice)  # a name timm does not have, or timm not installed, is said here
+        return Reference(choice, classes_of(kwargs))
     if choice not in list_models():
         raise ValueError(
-            f"unknown reference {choice!r}: a registered model ({', '.join(list_models())}) or torchvision:NAME"
+            f"unknown reference {choice!r}: a registered model ({', '.join(list_models())}), torchvision:NAME or "
+            "timm:NAME"
         )
     takes = inspect.signature(model_entry(choice).builder).parameters
     return Reference(choice, {k: v for k, v in classes_of(kwargs).items() if k in takes})

@@ -14,6 +14,7 @@ from prunex.models.complexity import Complexity
 from prunex.models.errors import UnknownModelError
 from prunex.models.external import external_builder, is_external
 from prunex.models.family import Family, Reference
+from prunex.nn.fused_gates import fuse_gates_if_gated
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ def builder_of(name: str) -> Callable[..., nn.Module]:
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model, a torchvision classifier (``torchvision:resnet50``, random weights) or a user's own
-    (``my_package.models:build``). The result carries ``prunex_spec`` (a :class:`ModelSpec`) to rebuild it."""
+    (``my_package.models:build``). The result carries ``prunex_spec`` (a :class:`ModelSpec`) to rebuild it, and a
+    gated network fuses its own gates in training (:func:`~prunex.nn.fuse_gates`): nothing to call in a loop."""
     if is_external(name):
         model = external_builder(name)(**kwargs)
         if not isinstance(model, nn.Module):
@@ -123,7 +125,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         defaults = entry.defaults()
         kwargs = {**kwargs, **{k: defaults[k] for k in entry.legacy_defaults if k not in kwargs}}  # register_model
     model.prunex_spec = ModelSpec(name, dict(kwargs))
-    return model
+    return fuse_gates_if_gated(model)
 
 
 def rebuild_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from prunex.nn.branch_gates import (
     topk_mask,
 )
 from prunex.nn.dgconv import DGConv2d, binarize_gates, group_order, relation_matrix
+from prunex.nn.fused_gates import fuse_gates, gate_fusion_of, unfuse_gates
 from prunex.nn.gate_fusion import GateFusion, dgconv_complexity
 from prunex.nn.gates import (
     branch_gate_modules,
@@ -42,6 +43,8 @@ __all__ = [
     "dgconv_modules",
     "exponential_offsets",
     "freeze_gates",
+    "fuse_gates",
+    "gate_fusion_of",
     "gate_parameters",
     "group_order",
     "project_gates_",
@@ -51,5 +54,6 @@ __all__ = [
     "sample_straight_through",
     "shortcut",
     "topk_mask",
+    "unfuse_gates",
     "total_complexity",
 ]

@@ -132,6 +132,9 @@ class BranchGates(nn.Module):
         # the mask (and mask / K) of the current forward when a GateFusion sampled many modules' masks at once
         self.fused_mask: Tensor | None = None
         self.fused_average: Tensor | None = None
+        # the real mask's version counter when it was last projected (lazy projection: see project_if_stale_)
+        self.projected_version: int | None = self.weight._version if self.weight is not None else None
+        self.register_state_dict_pre_hook(_project_before_saving)
 
     @property
     def frozen(self) -> bool:
@@ -142,12 +145,21 @@ class BranchGates(nn.Module):
         """The deterministic mask: the frozen one, or top-K of the real mask."""
         if self.mask is not None:
             return self.mask
+        self.project_if_stale_()
         return topk_mask(self.weight, self.fan_in, self.priority)
+
+    @property
+    def stale(self) -> bool:
+        """True when the real mask was written (an optimiser step) since it was last projected."""
+        weight = self.weight  # a Proxy, not a Tensor, while torch.fx traces the forward pass
+        return isinstance(weight, Tensor) and weight._version != self.projected_version
 
     def forward(self) -> Tensor:
         """The mask to apply now: sampled with a straight-through gradient when learning, else constant."""
         if self.mask is not None:
             return self.mask
+        if _running_eagerly():
+            self.project_if_stale_()
         if not self.training:
             return topk_mask(self.weight, self.fan_in, self.priority)
         if self.fused_mask is not None:
@@ -164,10 +176,12 @@ class BranchGates(nn.Module):
     def freeze(self) -> None:
         """Fix the connectivity at top-K of the real mask; the real mask stops being a parameter."""
         if self.mask is None:
+            self.project_if_stale_()
             mask = topk_mask(self.weight, self.fan_in, self.priority)
             self.weight = None
             self.priority = None  # only ever used to choose the mask
             self.mask = mask
+            self.projected_version = None
 
     @torch.no_grad()
     def project_(self) -> None:
@@ -175,12 +189,33 @@ class BranchGates(nn.Module):
         (the largest ones are raised to a small floor) so that K distinct connections can always be drawn."""
         if self.weight is not None:
             project_masks_([self.weight], self.fan_in, priority_order(self.priority[None]))
+            self.projected_version = self.weight._version
+
+    def project_if_stale_(self) -> None:
+        """:meth:`project_` if the real mask changed since it was last projected (a host-side check, no op).
+
+        This makes the projection of Algorithm 1 lazy: an optimiser step writes the real mask in place (bumping its
+        version counter) and whatever reads it next — a forward pass, :meth:`binary_mask`, :meth:`freeze`,
+        ``state_dict`` — projects it first, so no training loop has to call anything after its optimiser step.
+        """
+        if self.stale:
+            self.project_()
 
     def extra_repr(self) -> str:
         return (
             f"blocks={self.num_blocks}, inputs={self.num_inputs}, fan_in={self.fan_in}, "
             f"connectivity={self.connectivity.value}, frozen={self.frozen}"
         )
+
+
+def _running_eagerly() -> bool:
+    """False while torch.compile or torch.jit trace the forward pass (their graphs read no version counters; under
+    torch.compile the model's fusion hook projects outside the graph)."""
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
+def _project_before_saving(module: BranchGates, prefix: str, keep_vars: bool) -> None:
+    module.project_if_stale_()
 
 
 def aggregate_branches(mask: Tensor, outputs: list[Tensor], num_blocks: int) -> list[Tensor]:

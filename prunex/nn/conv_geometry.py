@@ -33,3 +33,11 @@ def conv_like(
         groups=conv.groups if groups is None else groups,
         **conv_geometry(conv),
     )
+
+
+def is_plain_conv(conv: nn.Conv2d) -> bool:
+    """Whether ``conv`` computes exactly ``nn.Conv2d``'s convolution: its class overrides neither ``forward`` nor
+    ``_conv_forward`` (timm's ``Conv2dSame`` pads from the input size and ``StdConv2d`` standardises its weight in
+    their own forwards; timm's ``create_conv2d`` gives plain convs where the padding is static)."""
+    cls = type(conv)
+    return cls.forward is nn.Conv2d.forward and cls._conv_forward is nn.Conv2d._conv_forward

@@ -118,6 +118,13 @@ class _BranchGroup:
 
     def project_(self) -> None:
         project_masks_([m.weight for m in self.modules], self.fan_in, self.order)
+        for m in self.modules:
+            m.projected_version = m.weight._version
+
+    def project_if_stale_(self) -> None:
+        """:meth:`project_` when an optimiser step wrote any of the masks since (a host-side check)."""
+        if any(m.stale for m in self.modules):
+            self.project_()
 
 
 def _dgconv_key(m: DGConv2d) -> tuple:
@@ -126,28 +133,31 @@ def _dgconv_key(m: DGConv2d) -> tuple:
 
 
 class GateFusion:
-    """Computes the gates of every gated layer of ``model`` once per forward pass, in one batch per kind, and the
+    """The gates of every gated layer of ``model``, computed once per forward pass in one batch per kind, and the
     model-wide quantities of the gates (:meth:`complexity`, :meth:`project_`) in a constant number of ops.
 
-    The forward fusion is installed as hooks on ``model`` (so it works through DistributedDataParallel) and is
-    active only while autograd is recording in training mode, so evaluation, tracing and export see the layers'
-    own computation; ``fuse_forward=False`` leaves the forward alone (under ``torch.compile``, which fuses the
-    layers' ops itself). Use as a context manager or call :meth:`remove`. Layers added to the model later are
-    picked up on the next call.
+    :func:`~prunex.nn.fuse_gates` installs one on a model as forward hooks (models that prunex builds come with
+    it); :meth:`before_forward` and :meth:`after_forward` are what the hooks call. Layers added to the model later
+    are picked up on the next forward pass. Its groups are a cache: a copy of the fusion (``copy.deepcopy`` or
+    pickling the model) starts without them.
     """
 
-    def __init__(self, model: nn.Module, *, fuse_forward: bool = True) -> None:
+    def __init__(self, model: nn.Module) -> None:
         self.model = model
+        self._forget_groups()
+
+    def _forget_groups(self) -> None:
         self._dgconv: list[_DGConvGroup] = []
-        self._branch: list[list[BranchGates]] = []
+        self._branch: list[_BranchGroup] = []
         self._dgconv_signature: tuple | None = None
         self._branch_signature: tuple | None = None
-        self._handles = []
-        if fuse_forward:
-            self._handles = [
-                model.register_forward_pre_hook(self._before),
-                model.register_forward_hook(self._after, always_call=True),
-            ]
+
+    def __getstate__(self) -> dict:
+        return {"model": self.model}
+
+    def __setstate__(self, state: dict) -> None:
+        self.model = state["model"]
+        self._forget_groups()
 
     # -- set-up --------------------------------------------------------------------------------------
     def _dgconv_layers(self) -> list[DGConv2d]:
@@ -177,16 +187,22 @@ class GateFusion:
             self._branch = [_BranchGroup(group) for group in groups.values()]
         return self._branch
 
-    # -- the hooks -----------------------------------------------------------------------------------
-    def _before(self, module: nn.Module, args) -> None:
-        if not (torch.is_grad_enabled() and module.training):
+    # -- one forward pass ------------------------------------------------------------------------------
+    def before_forward(self, *, fuse: bool = True) -> None:
+        """Project the MaskConnect masks an optimiser step changed since the last pass; then, with ``fuse``, compute
+        every DGConv layer's U ⊙ W and sample every learned mask for the pass about to run."""
+        groups = self._branch_groups()
+        for group in groups:
+            group.project_if_stale_()
+        if not fuse:
             return
         for group in self._dgconv_groups():
             group.compute()
-        for group in self._branch_groups():
+        for group in groups:
             group.sample()
 
-    def _after(self, module: nn.Module, args, output) -> None:
+    def after_forward(self) -> None:
+        """Let the layers compute their own gates again (outside a fused pass)."""
         for group in self._dgconv:
             group.release()
         for group in self._branch:
@@ -204,17 +220,6 @@ class GateFusion:
     @torch.no_grad()
     def project_(self) -> None:
         """Clip every learned MaskConnect mask to [0, 1] as :meth:`BranchGates.project_` does, one batch per
-        mask shape (call after each optimiser step)."""
+        mask shape (after an optimiser step; the next forward pass does it anyway when it was not called)."""
         for group in self._branch_groups():
             group.project_()
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    def __enter__(self) -> GateFusion:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()

@@ -29,9 +29,10 @@ def gate_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 @torch.no_grad()
 def project_gates_(model: nn.Module) -> None:
-    """Clip every learned MaskConnect mask to [0, 1] (call after each optimiser step): one batched projection per
-    mask shape, with no value read back to the host."""
-    GateFusion(model, fuse_forward=False).project_()
+    """Clip every learned MaskConnect mask to [0, 1]: one batched projection per mask shape, with no value read
+    back to the host. (Masks are also projected lazily whenever they are next read: see
+    :meth:`BranchGates.project_if_stale_`.)"""
+    GateFusion(model).project_()
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from prunex.artifacts.errors import InputError
+from prunex.nn.conv_geometry import is_plain_conv
 from prunex.nn.dgconv import DGConv2d
 from prunex.nn.gates import freeze_gates
 from prunex.passes.out_of_place import make_out_of_place
@@ -21,13 +22,16 @@ class UntraceableModelError(InputError):
 
 
 class PrunexTracer(fx.Tracer):
-    """Standard leaves plus DGConv2d, which the lowering pass rewrites as a whole. Buffers (frozen gate masks)
-    become get_attr nodes, so the gate arithmetic stays visible in the graph."""
+    """Standard leaves plus DGConv2d, which the lowering pass rewrites as a whole, and convolutions with a forward of
+    their own (timm's ``Conv2dSame`` reads the input size to pad: traced, that would be control flow on a shape).
+    Buffers (frozen gate masks) become get_attr nodes, so the gate arithmetic stays visible in the graph."""
 
     proxy_buffer_attributes = True
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, DGConv2d) or super().is_leaf_module(m, qualname)
+        if isinstance(m, DGConv2d) or (isinstance(m, nn.Conv2d) and not is_plain_conv(m)):
+            return True
+        return super().is_leaf_module(m, qualname)
 
     def call_module(self, m: nn.Module, forward, args, kwargs):
         try:

@@ -25,6 +25,8 @@ _HOMES = {
     "RunStart": "prunex.train.observer",
     "TrainObserver": "prunex.train.observer",
     "build_config": "prunex.train.recipes",
+    "EpochPlan": "prunex.train.structure_schedule",
+    "StructureSchedule": "prunex.train.structure_schedule",
     "TrainResult": "prunex.train.result",
 }
 

@@ -33,21 +33,20 @@ from prunex.nn.branch_parallel import (
     shard_branches,
     shard_optimizer_state,
 )
-from prunex.nn.gates import branch_gate_modules, dgconv_modules
 from prunex.train import distributed as dist_utils
-from prunex.train.config import ConfigError, Phase, TrainConfig
+from prunex.train.config import ConfigError, TrainConfig
 from prunex.train.epoch_records import TrainState, checkpoint_payload, record_epoch, rewrite_metrics_log
 from prunex.train.epochs import EpochRunner
 from prunex.train.gate_report import gate_report
 from prunex.train.loaders import check_batch_fits, make_loaders
 from prunex.train.new_model import build_new_model, check_branch_model, model_kwargs_for, retrained_structure
 from prunex.train.observer import RunStart, TrainObserver
-from prunex.train.resource import budget
 from prunex.train.result import TrainResult
 from prunex.train.rng_state import capture_rng_state, restore_rng_state, seed_everything
 from prunex.train.run_dir import check_new_run_dir, next_run_dir, resumable, resume_dir, write_config
 from prunex.train.schedule import lr_factor
-from prunex.train.step import TrainStep, param_groups, sgd
+from prunex.train.step import TrainStep
+from prunex.train.structure_schedule import StructureSchedule
 
 
 class Trainer:
@@ -104,8 +103,7 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.checkpoint_path = self.run_dir / files.CHECKPOINT
         self.use_amp = config.amp and self.ctx.device.type == "cuda"
-        b = config.budget or (self.model.prunex_spec.learn_groups or {}).get("budget")
-        self.budget_o = budget(self.model, b) if b and any(True for _ in dgconv_modules(self.model)) else None
+        self.schedule = StructureSchedule(self.model, config)  # phases, groups, freezing, the resource term
 
     # -- set-up ----------------------------------------------------------------------------------------
     def _resume_from(self, resume: Path, given: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
@@ -192,19 +190,9 @@ class Trainer:
         ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
         return DistributedDataParallel(self.model, device_ids=ids, process_group=self.ctx.data_group)
 
-    def _phase_optimizer(self, phase: Phase, step_fn: TrainStep, mid_phase: bool) -> torch.optim.Optimizer:
+    def _phase_optimizer(self, p_idx: int, step_fn: TrainStep, mid_phase: bool) -> torch.optim.Optimizer:
         """SGD over the phase's parameter groups; a resume in the middle of a phase restores its state."""
-        cfg = self.config
-        optimizer = sgd(
-            param_groups(
-                self.model,
-                lr=phase.lr,
-                gate_lr=phase.gate_lr,
-                weight_decay=cfg.weight_decay,
-                momentum=cfg.momentum,
-                nesterov=cfg.nesterov,
-            )
-        )
+        optimizer = self.schedule.optimizer(self.schedule.first_epoch(p_idx))
         if mid_phase and self.resumed_state is not None:
             saved = self.resumed_state["optimizer"]  # the ordinary (unsharded) layout
             if self.ctx.branch is not None:
@@ -226,25 +214,20 @@ class Trainer:
             cleanup.callback(self.observer.phases_ended)
             for p_idx in range(self.start[0], len(cfg.phases)):
                 phase = cfg.phases[p_idx]
-                if phase.freeze_connectivity:
-                    for _, m in branch_gate_modules(self.model):
-                        m.freeze()
-                step_fn = cleanup.enter_context(
-                    TrainStep(
-                        self.model,
-                        self._wrap(),
-                        amp=self.use_amp,
-                        budget=self.budget_o,
-                        alpha=cfg.alpha,
-                        compile=cfg.compile,
-                    )
+                self.schedule.enter_phase(phase)
+                step_fn = TrainStep(
+                    self.model,
+                    self._wrap(),
+                    amp=self.use_amp,
+                    budget=self.schedule.budget_o,
+                    alpha=cfg.alpha,
+                    compile=cfg.compile,
                 )
-                optimizer = self._phase_optimizer(phase, step_fn, p_idx == self.start[0] and self.start[1] > 0)
+                optimizer = self._phase_optimizer(p_idx, step_fn, p_idx == self.start[0] and self.start[1] > 0)
                 for e_in in range(self.start[1] if p_idx == self.start[0] else 0, phase.epochs):
                     loaders.sampler.set_epoch(epoch)
                     self._run_epoch(runner, loaders, (p_idx, e_in, epoch), optimizer, step_fn)
                     epoch += 1
-                step_fn.close()
         last = self.history[-1] if self.history else {}
         result = TrainResult(self.run_dir, self.checkpoint_path, last, self.history, time.perf_counter() - t0)
         self.observer.run_ended(result)

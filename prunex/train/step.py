@@ -1,9 +1,10 @@
 """One training step as ``prunex train`` runs it, with nothing in it that waits for the device.
 
-forward (gates fused: :class:`~prunex.nn.GateFusion`) → cross-entropy (→ DGConv's resource constraint while the
-gates learn) → backward → SGD step → MaskConnect mask projection. Mixed precision is bf16 autocast where the
-device has it (no loss scaling, so no found-inf check that reads a value back) and fp16 with a gradient scaler
-otherwise. ``compile`` runs the model through ``torch.compile``, which fuses the gates' elementwise work itself.
+forward (the model fuses its gates itself: :func:`~prunex.nn.fuse_gates`) → cross-entropy (→ DGConv's resource
+constraint while the gates learn) → backward → SGD step → MaskConnect mask projection. Mixed precision is bf16
+autocast where the device has it (no loss scaling, so no found-inf check that reads a value back) and fp16 with a
+gradient scaler otherwise. ``compile`` runs the model through ``torch.compile``, which fuses the gates' elementwise
+work itself.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunex.nn.gate_fusion import GateFusion
+from prunex.nn.fused_gates import fuse_gates
 from prunex.nn.gates import branch_gate_modules, dgconv_modules
 from prunex.train.resource import constrained_loss
 
@@ -81,7 +82,7 @@ class TrainStep:
         self.amp_dtype = autocast_dtype(self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         self.budget, self.alpha = budget, alpha
-        self.gates = GateFusion(model, fuse_forward=not compile)
+        self.gates = fuse_gates(model)  # the model's own fusion (installed here for a model prunex did not build)
         net = net if net is not None else model
         self.net = torch.compile(net) if compile else net
 
@@ -104,13 +105,3 @@ class TrainStep:
         self.scaler.update()
         self.gates.project_()
         return loss, logits
-
-    def close(self) -> None:
-        """Remove the gate fusion's hooks from the model (idempotent; also on leaving a ``with`` block)."""
-        self.gates.remove()
-
-    def __enter__(self) -> TrainStep:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -8,7 +8,9 @@ measured in the same run, so their ratio is what to read (absolute times drift w
   (fp32), median of the timed steps; with ``compile``, the same for the step under ``torch.compile``;
 - ops per step at the ATen dispatcher (:mod:`prunex.runtime.dispatch_count`): all ops, kernel ops and host syncs,
   and on CUDA the kernels the profiler saw;
-- peak memory of a step (CUDA: ``max_memory_allocated``; CPU: the peak of tensor storages the step created).
+- peak memory of a step (CUDA: ``max_memory_allocated``; CPU: the peak of tensor storages the step created);
+- the same ops and time in a user's own loop (:func:`user_loop_step`): the model as prunex builds it and a standard
+  ``torch.optim.SGD`` step, nothing else from prunex (no resource term, one parameter group).
 
 A case names its twin and how it is built (``benchmarks/train_speed.py`` holds the papers' cases: G-ResNeXt-50 ↔
 the same network with dense ``nn.Conv2d`` 3×3 convolutions; MaskConnect ↔ the ResNeXt of the same depth, width
@@ -62,6 +64,16 @@ class TrainingCase:
 
 
 @dataclass
+class LoopMeasurement:
+    """One step of a user's own training loop (:func:`user_loop_step`)."""
+
+    step_ms: float
+    aten_ops: int
+    kernel_ops: int
+    host_syncs: int
+
+
+@dataclass
 class StepMeasurement:
     """One network's training step (see the module docstring)."""
 
@@ -76,6 +88,7 @@ class StepMeasurement:
     compiled_step_ms: float | None = None
     compile_seconds: float | None = None
     params: int = 0
+    user_loop: LoopMeasurement | None = None
 
 
 @dataclass
@@ -112,6 +125,33 @@ def _cuda_kernels(step: Callable[[], object]) -> int:
     return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
 
 
+def user_loop_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, amp: bool = False) -> Callable[[], object]:
+    """A step of the plainest training loop: cross-entropy (under bf16 autocast with ``amp``), ``zero_grad``,
+    backward, ``SGD.step`` (foreach) over ``model.parameters()`` — what a user writes with nothing from prunex but
+    the model."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, foreach=True)
+
+    def step() -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def _measure_user_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: StepSettings) -> LoopMeasurement:
+    cuda = settings.device.type == "cuda"
+    step = user_loop_step(model, x, y, amp=cuda and settings.amp)
+    samples = time_callable(step, cuda=cuda, warmup=settings.warmup, iters=settings.iters)
+    with DispatchCounter() as counter:
+        step()
+    counts = counter.counts
+    return LoopMeasurement(summarise(samples, len(x)).median_ms, counts.total, counts.kernel_ops, counts.syncs)
+
+
 def measure_step(model: nn.Module, case: TrainingCase, settings: StepSettings) -> StepMeasurement:
     """Time, count and weigh one training step of ``model`` as ``prunex train`` runs it (gates learning)."""
     dev = settings.device
@@ -127,7 +167,7 @@ def measure_step(model: nn.Module, case: TrainingCase, settings: StepSettings) -
     x = x.to(dev).contiguous(memory_format=fmt)
     y = torch.randint(0, case.num_classes, (case.batch_size,), generator=gen).to(dev)
 
-    def run(compile: bool) -> tuple[Callable[[], object], TrainStep]:
+    def run(compile: bool) -> Callable[[], object]:
         groups = param_groups(model, lr=0.01, gate_lr=0.01, weight_decay=1e-4, momentum=0.9, nesterov=False)
         optimizer = sgd(groups)
         budget = None
@@ -135,13 +175,12 @@ def measure_step(model: nn.Module, case: TrainingCase, settings: StepSettings) -
             budget = sum(m.in_channels * m.out_channels for m in model.modules() if isinstance(m, DGConv2d))
             budget /= case.budget_b
         step = TrainStep(model, amp=settings.amp, budget=budget, alpha=case.alpha, compile=compile)
-        return (lambda: step(x, y, optimizer, learn_gates=True)), step
+        return lambda: step(x, y, optimizer, learn_gates=True)
 
-    step_fn, step = run(False)
+    step_fn = run(False)
     samples = time_callable(step_fn, cuda=cuda, warmup=settings.warmup, iters=settings.iters)
     stats = summarise(samples, case.batch_size)
     counts, peak, kernels = _step_counts(step_fn, dev)
-    step.close()
     result = StepMeasurement(
         step_ms=stats.median_ms,
         step_cov=stats.cov,
@@ -153,8 +192,9 @@ def measure_step(model: nn.Module, case: TrainingCase, settings: StepSettings) -
         cuda_kernels=kernels,
         params=sum(p.numel() for p in model.parameters()),
     )
+    result.user_loop = _measure_user_loop(model, x, y, settings)
     if settings.compile:
-        compiled_fn, compiled = run(True)
+        compiled_fn = run(True)
         tic = time.perf_counter()
         compiled_fn()
         if cuda:
@@ -162,7 +202,6 @@ def measure_step(model: nn.Module, case: TrainingCase, settings: StepSettings) -
         result.compile_seconds = time.perf_counter() - tic
         compiled_samples = time_callable(compiled_fn, cuda=cuda, warmup=settings.warmup, iters=settings.iters)
         result.compiled_step_ms = summarise(compiled_samples, case.batch_size).median_ms
-        compiled.close()
     return result
 
 
@@ -192,6 +231,9 @@ def compare_case(case: TrainingCase, settings: StepSettings) -> CaseResult:
         "kernel_ops": gated.kernel_ops / plain.kernel_ops,
         "peak_memory": gated.peak_memory_bytes / max(plain.peak_memory_bytes, 1),
     }
+    if gated.user_loop and plain.user_loop:
+        ratios["user_loop_aten_ops"] = gated.user_loop.aten_ops / plain.user_loop.aten_ops
+        ratios["user_loop_step_time"] = gated.user_loop.step_ms / plain.user_loop.step_ms
     if gated.cuda_kernels and plain.cuda_kernels:
         ratios["cuda_kernels"] = gated.cuda_kernels / plain.cuda_kernels
     if gated.compiled_step_ms and plain.compiled_step_ms:

@@ -9,6 +9,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 import prunex
 
 ROOT = Path(prunex.__file__).parent
@@ -22,6 +24,7 @@ LAYERS = {
     "train": 4,
     "passes": 5,
     "inspection": 5,
+    "integrations": 5,
     "exporters": 6,
     "benchmarking": 7,
     "workflows": 8,
@@ -44,11 +47,12 @@ ALLOWED = {
     "train": {"nn", "models", "data"},
     "passes": {"nn"},  # the compiler never imports the trainer, the data or the model zoo
     "inspection": {"nn", "models"},
+    "integrations": {"train"},  # a StructureSchedule in other people's training loops
     "exporters": {"models", "data", "passes"},
     "benchmarking": set(),  # the benchmark harness stands on the runtime alone
     "workflows": {"models", "data", "train", "passes", "inspection", "exporters", "benchmarking"},
     "cli": {"workflows", "models", "train", "passes", "exporters", "benchmarking"},  # views show what they return
-    "": {"models", "passes", "workflows"},
+    "": {"nn", "models", "train", "passes", "workflows"},
     "__main__": {"cli"},
 }
 
@@ -169,6 +173,7 @@ def test_no_command_imports_another():
     assert not crossing, crossing
 
 
+@pytest.mark.slow  # a bench over every CPU backend and a run's pictures (~12 s)
 def test_pictures_and_benchmarks_leave_no_figure_and_no_temporary_directory(tmp_path):
     """A bench over every CPU backend and the pictures of a run close every matplotlib figure and remove the
     ONNX export directory they made."""

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from prunex.models import create_model
-from prunex.nn import GateFusion
+from prunex.nn import fuse_gates, unfuse_gates
 from prunex.nn.branch_gates import sample_k_of_c
 
 SMALL = {"depth": 11, "bottleneck_width": 4, "cardinality": 4, "num_classes": 10}
@@ -15,7 +15,7 @@ SMALL = {"depth": 11, "bottleneck_width": 4, "cardinality": 4, "num_classes": 10
 
 def _pair(name, **kwargs):
     torch.manual_seed(0)  # weights independent of the tests run before (a ReLU input at 0 ± 1e-7 flips a gradient)
-    model = create_model(name, **{**SMALL, **kwargs})
+    model = unfuse_gates(create_model(name, **{**SMALL, **kwargs}))  # each module draws its own mask
     reference = copy.deepcopy(model)
     return model.train(), reference.train()
 
@@ -85,8 +85,8 @@ def test_maskconnect_outputs_and_mask_gradients_are_the_papers_for_a_fixed_gener
     formulation drawn with torch.multinomial from the same generator state (modules sample in order); the paper's
     shortcut as the per-block projection writes it."""
     model, reference = _pair("maskconnect_cifar", fan_in=2, seed=3, projection="per_block")
-    with GateFusion(model):
-        _compare(model, reference, _paper_maskconnect, channels_last=False)
+    fuse_gates(model)
+    _compare(model, reference, _paper_maskconnect, channels_last=False)
 
 
 def test_fused_sampling_draws_each_module_from_its_own_mask():
@@ -96,9 +96,9 @@ def test_fused_sampling_draws_each_module_from_its_own_mask():
         model.stages[1].gates.weight[:, 0] = 1.0
         model.stages[1].gates.weight[:, 2] = 1.0
     seen = {}
-    with GateFusion(model):  # its hook runs before the one registered next
-        model.register_forward_pre_hook(lambda m, args: seen.update(mask=m.stages[1].gates().clone()))
-        model(torch.randn(2, 3, 16, 16))
+    fuse_gates(model)  # its hook runs before the one registered next
+    model.register_forward_pre_hook(lambda m, args: seen.update(mask=m.stages[1].gates().clone()))
+    model(torch.randn(2, 3, 16, 16))
     assert model.stages[1].gates.fused_mask is None  # released after the forward
     assert torch.equal(seen["mask"], torch.tensor([[1.0, 0, 1, 0]] * 4))
     assert sample_k_of_c(torch.tensor([[1.0, 0, 1, 0]]), 2).tolist() == [[1.0, 0, 1, 0]]

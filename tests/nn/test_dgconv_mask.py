@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunex.nn import DGConv2d, GateFusion, binarize_gates, dgconv_complexity, relation_matrix
+from prunex.nn import DGConv2d, binarize_gates, dgconv_complexity, fuse_gates, relation_matrix
 from prunex.runtime.dispatch_count import DispatchCounter
 
 # (C_in, C_out): K from 1 to 10, C_in ≠ C_out, r_in / r_out > 1
@@ -117,10 +117,10 @@ def test_fusion_computes_what_the_layers_compute_for_every_layer_at_once():
     fused = copy.deepcopy(model)
     x = torch.randn(2, 3, 8, 8)
     reference = model(x)
-    with GateFusion(fused) as fusion:
-        y = fused(x)
-        zeta = fusion.complexity()
-        assert all(m.fused_weight is None for m in fused.modules() if isinstance(m, DGConv2d))  # released
+    fusion = fuse_gates(fused)
+    y = fused(x)
+    zeta = fusion.complexity()
+    assert all(m.fused_weight is None for m in fused.modules() if isinstance(m, DGConv2d))  # released
     assert torch.equal(y, reference)
     reference_zeta = sum(m.complexity() for m in model.modules() if isinstance(m, DGConv2d))
     assert zeta.item() == reference_zeta.item()
@@ -138,8 +138,8 @@ def test_fusion_handles_two_forwards_before_one_backward():
     model = Stack()
     fused = copy.deepcopy(model)
     x1, x2 = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
-    with GateFusion(fused):
-        (fused(x1).sum() + 2 * fused(x2).sum()).backward()
+    fuse_gates(fused)
+    (fused(x1).sum() + 2 * fused(x2).sum()).backward()
     (model(x1).sum() + 2 * model(x2).sum()).backward()
     for p, q in zip(fused.parameters(), model.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6)
@@ -151,28 +151,28 @@ def test_fusion_is_off_in_evaluation_and_without_autograd():
     for m in model.modules():
         if isinstance(m, DGConv2d):
             m.register_forward_pre_hook(lambda mod, args: seen.append(mod.fused_weight is not None))
-    with GateFusion(model):
-        model.eval()
+    fuse_gates(model)
+    model.eval()
+    model(torch.randn(1, 3, 8, 8))
+    model.train()
+    with torch.no_grad():
         model(torch.randn(1, 3, 8, 8))
-        model.train()
-        with torch.no_grad():
-            model(torch.randn(1, 3, 8, 8))
-        assert not any(seen)
-        model(torch.randn(1, 3, 8, 8))
+    assert not any(seen)
+    model(torch.randn(1, 3, 8, 8))
     assert seen[-1] and sum(seen) == 6
 
 
 def _fused_kernel_ops(channels) -> int:
     model = Stack(channels)
     x = torch.randn(1, 3, 4, 4)
-    with GateFusion(model) as fusion:
-        model(x)  # builds the plan
-        layers = [m for m in model.modules() if isinstance(m, DGConv2d)]
-        grads = [torch.ones_like(m.weight) for m in layers]
-        with DispatchCounter() as counter:
-            fusion._before(model, (x,))
-            torch.autograd.backward([m.fused_weight for m in layers], grads)
-            fusion._after(model, (x,), None)
+    fusion = fuse_gates(model)
+    model(x)  # builds the plan
+    layers = [m for m in model.modules() if isinstance(m, DGConv2d)]
+    grads = [torch.ones_like(m.weight) for m in layers]
+    with DispatchCounter() as counter:
+        fusion.before_forward()
+        torch.autograd.backward([m.fused_weight for m in layers], grads)
+        fusion.after_forward()
     return counter.counts.kernel_ops
 
 

@@ -33,18 +33,18 @@ def test_a_cuda_training_step_never_synchronises(name, kwargs, budget):
         loss, _ = step(x, y, optimizer)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    step.close()
     assert torch.isfinite(loss).item()
 
 
 def test_fused_dgconv_on_cuda_matches_the_layers_own_computation():
     torch.manual_seed(0)
     model = create_model("g_resnext_cifar", depth=11, cardinality=4, bottleneck_width=8, num_classes=10).cuda()
-    reference = copy.deepcopy(model)
-    x = torch.randn(4, 3, 32, 32, device="cuda")
-    from prunex.nn import GateFusion
+    from prunex.nn import gate_fusion_of, unfuse_gates
 
-    with GateFusion(model), torch.autocast("cuda", dtype=torch.bfloat16):
+    assert gate_fusion_of(model) is not None  # fused by default
+    reference = unfuse_gates(copy.deepcopy(model))
+    x = torch.randn(4, 3, 32, 32, device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
         y = model(x)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         expected = reference(x)

@@ -53,7 +53,7 @@ def test_a_new_run_from_a_checkpoint_builds_the_plain_network_of_its_learned_gro
     try:
         convs = {n: m.groups for n, m in trainer.model.named_modules() if type(m) is nn.Conv2d}
         assert {n: convs[n] for n in learned_groups(source)} == learned_groups(source)
-        assert trainer.budget_o is None and not any(isinstance(m, DGConv2d) for m in trainer.model.modules())
+        assert trainer.schedule.budget_o is None and not any(isinstance(m, DGConv2d) for m in trainer.model.modules())
     finally:
         trainer.close()
 
