@@ -1,8 +1,9 @@
 """ImageNet / Mini-ImageNet style folders: ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg, read through
 one of two pipelines (:class:`~prunex.data.types.ImagePipeline`):
 
-- ``imagenet``: random resized crop and horizontal flip; test: resize to 8/7 of the size and centre crop; ImageNet
-  standardisation.
+- ``imagenet`` (fb.resnet.torch, which MaskConnect, Multi-ResNet and SparseNet train with): random resized crop,
+  colour jitter (brightness, contrast, saturation ±0.4), AlexNet's PCA lighting noise (σ = 0.1), ImageNet
+  standardisation, horizontal flip; test: resize to 8/7 of the size and centre crop.
 - ``mini-imagenet`` (MaskConnect E.3): every image scaled to 84×84 (84/64 of ``image_size``), the training split's
   mean image subtracted, a random 64×64 crop or its flip; test: the centre crop.
 """
@@ -18,6 +19,12 @@ from torchvision import datasets, transforms
 from prunex.data.types import DatasetError, DatasetInfo, ImagePipeline, LoadedData, Normalisation
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# The principal components of ImageNet's RGB pixels (fb.resnet.torch, after Krizhevsky et al.): eigenvalues and
+# eigenvectors (columns), for the lighting noise.
+PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
+PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
+JITTER = 0.4  # brightness, contrast and saturation factors drawn from [0.6, 1.4]
+LIGHTING_STD = 0.1
 LAYOUT = "ROOT/train/<class>/<image> and ROOT/val/<class>/<image> (ROOT/test/ is accepted for val)"
 
 
@@ -66,8 +73,7 @@ def load_imagefolder(
     else:
         normalise = [transforms.ToTensor(), transforms.Normalize(MEAN, STD)]
         test_crop = [transforms.Resize(image_size * 8 // 7), transforms.CenterCrop(image_size)]
-        augmented = [transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip()]
-        train_tf = (augmented if augment else test_crop) + normalise
+        train_tf = imagenet_augmentation(image_size) if augment else test_crop + normalise
         test_tf = test_crop + normalise
     try:
         train = datasets.ImageFolder(str(train_dir), transform=transforms.Compose(train_tf), loader=read_image)
@@ -81,6 +87,39 @@ def load_imagefolder(
         )
     info = DatasetInfo("imagefolder", len(train.classes), 3, image_size, normalisation.value, pipeline.value)
     return LoadedData(info, train, test)
+
+
+def imagenet_augmentation(image_size: int) -> list:
+    """fb.resnet.torch's training transforms, in its order: random resized crop, colour jitter, lighting noise,
+    standardisation, horizontal flip."""
+    return [
+        transforms.RandomResizedCrop(image_size),
+        transforms.ColorJitter(brightness=JITTER, contrast=JITTER, saturation=JITTER),
+        transforms.ToTensor(),
+        Lighting(LIGHTING_STD),
+        transforms.Normalize(MEAN, STD),
+        transforms.RandomHorizontalFlip(),
+    ]
+
+
+class Lighting:
+    """AlexNet's PCA lighting noise on a (3, H, W) RGB tensor: x_c += Σ_j V[c, j] · α_j · λ_j with α ~ N(0, σ²)
+    drawn once per image, λ and V the eigenvalues and eigenvectors of ImageNet's pixel covariance."""
+
+    def __init__(self, std: float, generator: torch.Generator | None = None) -> None:
+        self.std, self.generator = std, generator
+        self.eigval = torch.tensor(PCA_EIGVAL)
+        self.eigvec = torch.tensor(PCA_EIGVEC)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.std == 0:
+            return x
+        alpha = torch.randn(3, generator=self.generator) * self.std
+        rgb = self.eigvec @ (alpha * self.eigval)
+        return x + rgb.to(x.dtype)[:, None, None]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(std={self.std})"
 
 
 class SubtractImage:

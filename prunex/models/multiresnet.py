@@ -2,7 +2,12 @@
 
 Depth 6n + 2 with basic blocks (two 3×3 convs) or 9n + 2 with bottleneck blocks (1×1, 3×3, 1×1; 4× expansion);
 stage widths 16, 32, 64 (× the widening factor, × 4 at the bottleneck outputs); 3×3 stem of 16; the head is
-BN-ReLU-average pool-linear.
+BN-ReLU-average pool-linear. A CIFAR bottleneck strides in its first 1×1, as the authors' code (He et al.'s
+pre-activation ResNet code) does; the ImageNet networks stride in the 3×3 and their first block does not
+pre-activate the stem's already activated output (He et al.'s "no_preact").
+
+NOTE: Table III's networks were trained at batch 64; the family's CIFAR recipe keeps the batch of Tables I and II
+(128), one recipe per family: give ``--batch-size 64`` to train Table III's as the paper did.
 """
 
 from __future__ import annotations
@@ -75,47 +80,64 @@ class MultiResNetCifar(MultiResNet):
         blocks_per_stage: tuple[int, ...] | None,
         num_classes: int,
         in_chans: int,
+        stride_first: bool = True,
     ) -> None:
         super().__init__()
         specs = multiresnet_stages(depth, block, widen, blocks_per_stage)
         self.stem = nn.Conv2d(in_chans, STEM_WIDTH, 3, padding=1, bias=False)
-        self.blocks = nn.Sequential(*(MultiResidualBlock(i, o, k=k, stride=s, kind=block) for i, o, s in specs))
+        self.blocks = nn.Sequential(
+            *(MultiResidualBlock(i, o, k=k, stride=s, kind=block, stride_first=stride_first) for i, o, s in specs)
+        )
         width = specs[-1][1]
         self.head = ClassifierHead(width, num_classes, norm=True)
 
 
-def _function_complexity(cx: Complexity, c_in: int, c_out: int, stride: int, block: str, preact: bool) -> Complexity:
+def _function_complexity(
+    cx: Complexity, c_in: int, c_out: int, stride: int, block: str, preact: bool, stride_first: bool
+) -> Complexity:
     if preact:
         cx = cxm.batchnorm2d(cx, c_in)
     if block == "basic":
         cx = cxm.batchnorm2d(cxm.conv2d(cx, c_in, c_out, 3, stride=stride), c_out)
         return cxm.conv2d(cx, c_out, c_out, 3)
     w = c_out // 4
-    cx = cxm.batchnorm2d(cxm.conv2d(cx, c_in, w, 1), w)
-    cx = cxm.batchnorm2d(cxm.conv2d(cx, w, w, 3, stride=stride), w)
+    first, middle = (stride, 1) if stride_first else (1, stride)
+    cx = cxm.batchnorm2d(cxm.conv2d(cx, c_in, w, 1, stride=first), w)
+    cx = cxm.batchnorm2d(cxm.conv2d(cx, w, w, 3, stride=middle), w)
     return cxm.conv2d(cx, w, c_out, 1)
 
 
-def preact_blocks_and_head_complexity(cx: Complexity, specs, block: str, k: int, num_classes: int) -> Complexity:
-    """Multi-residual blocks (k functions; a dimension-increasing block's shared BN and 1×1 projection), then the
-    BN-ReLU-pool-linear head."""
-    for c_in, c_out, stride in specs:
+def preact_blocks_and_head_complexity(
+    cx: Complexity,
+    specs,
+    block: str,
+    k: int,
+    num_classes: int,
+    *,
+    stride_first: bool = False,
+    first_preact: bool = True,
+) -> Complexity:
+    """Multi-residual blocks (k functions; a dimension-increasing block's shared BN and 1×1 projection; the first
+    block without pre-activation unless ``first_preact``), then the BN-ReLU-pool-linear head."""
+    for i, (c_in, c_out, stride) in enumerate(specs):
         increases = c_in != c_out or stride != 1
+        preact = first_preact or i > 0
         at = cx.fresh()
-        unit = _function_complexity(at, c_in, c_out, stride, block, preact=not increases).scaled(k)
+        own = preact and not increases
+        unit = _function_complexity(at, c_in, c_out, stride, block, own, stride_first).scaled(k)
         if increases:
-            unit = unit.plus(cxm.conv2d(cxm.batchnorm2d(at, c_in), c_in, c_out, 1, stride=stride))
+            unit = unit.plus(cxm.conv2d(cxm.batchnorm2d(at, c_in) if preact else at, c_in, c_out, 1, stride=stride))
         cx = cx.then(unit)
     width = specs[-1][1]
     return cxm.linear(cxm.global_pool(cxm.batchnorm2d(cx, width)), width, num_classes)
 
 
 def multiresnet_cifar_complexity(
-    *, depth, k, block, widen, blocks_per_stage, num_classes, in_chans, image_size: int = 32
+    *, depth, k, block, widen, blocks_per_stage, num_classes, in_chans, stride_first=True, image_size: int = 32
 ) -> Complexity:
     cx = cxm.conv2d(Complexity(image_size, image_size), in_chans, STEM_WIDTH, 3)
     specs = multiresnet_stages(depth, block, widen, blocks_per_stage)
-    return preact_blocks_and_head_complexity(cx, specs, block, k, num_classes)
+    return preact_blocks_and_head_complexity(cx, specs, block, k, num_classes, stride_first=stride_first)
 
 
 @register_model(
@@ -123,6 +145,7 @@ def multiresnet_cifar_complexity(
     complexity=multiresnet_cifar_complexity,
     family=Family.MULTIRESNET,
     reference=lambda kwargs: Reference("multiresnet_cifar", {**kwargs, "k": 1}),
+    legacy_defaults={"stride_first": False},  # prunex before 0.8 strode in a bottleneck's 3×3
 )
 def multiresnet_cifar(
     *,
@@ -133,8 +156,10 @@ def multiresnet_cifar(
     blocks_per_stage: tuple[int, ...] | None = None,
     num_classes: int = 10,
     in_chans: int = 3,
+    stride_first: bool = True,
 ) -> MultiResNetCifar:
-    """Multi-ResNet (depth, k): pre-activation blocks y = x + Σ_{i=1..k} f_i(x)."""
+    """Multi-ResNet (depth, k): pre-activation blocks y = x + Σ_{i=1..k} f_i(x) (``stride_first``: a bottleneck
+    strides in its first 1×1, as the authors' code does)."""
     model = MultiResNetCifar(
         depth=depth,
         k=k,
@@ -143,6 +168,7 @@ def multiresnet_cifar(
         blocks_per_stage=tuple(blocks_per_stage) if blocks_per_stage is not None else None,
         num_classes=num_classes,
         in_chans=in_chans,
+        stride_first=stride_first,
     )
     return he_init_(model)  # "initialized as in [9]" (§V): He et al.
 
@@ -176,20 +202,28 @@ def multiresnet_imagenet_stages(depth: int) -> list[tuple[int, int, int]]:
 class MultiResNetImageNet(MultiResNet):
     """conv7×7/2 → BN-ReLU → max-pool 3×3/2 → multi-residual blocks → BN-ReLU → average pool → linear."""
 
-    def __init__(self, *, depth: int, k: int, num_classes: int, in_chans: int) -> None:
+    def __init__(self, *, depth: int, k: int, num_classes: int, in_chans: int, first_block_preact: bool) -> None:
         super().__init__()
         specs = multiresnet_imagenet_stages(depth)
         block = IMAGENET_LAYOUTS[depth][0]
         self.stem = imagenet_stem(in_chans)
-        self.blocks = nn.Sequential(*(MultiResidualBlock(i, o, k=k, stride=s, kind=block) for i, o, s in specs))
+        self.blocks = nn.Sequential(
+            *(
+                MultiResidualBlock(i, o, k=k, stride=s, kind=block, preact=first_block_preact or n > 0)
+                for n, (i, o, s) in enumerate(specs)
+            )
+        )
         width = specs[-1][1]
         self.head = ClassifierHead(width, num_classes, norm=True)
 
 
-def multiresnet_imagenet_complexity(*, depth, k, num_classes, in_chans, image_size: int = 224) -> Complexity:
+def multiresnet_imagenet_complexity(
+    *, depth, k, num_classes, in_chans, first_block_preact=False, image_size: int = 224
+) -> Complexity:
     block = IMAGENET_LAYOUTS[depth][0] if depth in IMAGENET_LAYOUTS else "basic"
     cx = imagenet_stem_complexity(image_size, in_chans)
-    return preact_blocks_and_head_complexity(cx, multiresnet_imagenet_stages(depth), block, k, num_classes)
+    specs = multiresnet_imagenet_stages(depth)
+    return preact_blocks_and_head_complexity(cx, specs, block, k, num_classes, first_preact=first_block_preact)
 
 
 @register_model(
@@ -198,11 +232,15 @@ def multiresnet_imagenet_complexity(*, depth, k, num_classes, in_chans, image_si
     image_size=224,
     family=Family.MULTIRESNET,
     reference=lambda kwargs: Reference("multiresnet_imagenet", {**kwargs, "k": 1}),
+    legacy_defaults={"first_block_preact": True},  # prunex before 0.8 pre-activated the stem's output again
 )
 def multiresnet_imagenet(
-    *, depth: int = 18, k: int = 2, num_classes: int = 1000, in_chans: int = 3
+    *, depth: int = 18, k: int = 2, num_classes: int = 1000, in_chans: int = 3, first_block_preact: bool = False
 ) -> MultiResNetImageNet:
     """Multi-ResNet for ImageNet (Table IV: depth 18 and 101 with k = 2): He et al.'s pre-activation ResNet whose
-    blocks hold k residual functions."""
-    model = MultiResNetImageNet(depth=depth, k=k, num_classes=num_classes, in_chans=in_chans)
+    blocks hold k residual functions; the first block reads the stem's BN-ReLU output as it is
+    (``first_block_preact``: pre-activate it again, as prunex before 0.8 did)."""
+    model = MultiResNetImageNet(
+        depth=depth, k=k, num_classes=num_classes, in_chans=in_chans, first_block_preact=first_block_preact
+    )
     return he_init_(model)  # "initialized as in [9]" (§V): He et al.

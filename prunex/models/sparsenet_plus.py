@@ -78,9 +78,10 @@ def sparsenet_plus_cifar_complexity(*, depth, base, num_classes, in_chans, image
 
 
 def _preactivation_resnet(kwargs: dict[str, Any]) -> Reference:
-    """Table 3: the pre-activation ResNet of the same depth."""
+    """Table 3: the pre-activation ResNet of the same depth (striding in its 3×3 convs, as these layers do)."""
     depth = kwargs.get("depth", 56)
-    return Reference("multiresnet_cifar", {"depth": depth, "k": 1, "block": "bottleneck", **classes_of(kwargs)})
+    layout = {"depth": depth, "k": 1, "block": "bottleneck", "stride_first": False}
+    return Reference("multiresnet_cifar", {**layout, **classes_of(kwargs)})
 
 
 @register_model(

@@ -8,18 +8,22 @@ from torch.nn import functional as F
 
 
 class ClassifierHead(nn.Module):
-    """logits = W · mean_hw(φ(x)) + b, with φ = ReLU ∘ BN for a pre-activation network (``norm``), else the
-    identity: [BN → ReLU →] global average pool → flatten → linear."""
+    """logits = W · flatten(pool_p(φ(x))) + b, with φ = ReLU ∘ BN for a pre-activation network (``norm``), else
+    the identity, and pool_p the adaptive average pool to p × p (``pool``; 1: the global average): [BN → ReLU →]
+    pool → flatten → linear over C·p² features."""
 
-    def __init__(self, in_features: int, num_classes: int, *, norm: bool = False) -> None:
+    def __init__(self, in_features: int, num_classes: int, *, norm: bool = False, pool: int = 1) -> None:
         super().__init__()
+        if pool < 1:
+            raise ValueError(f"the head pools to pool × pool with pool >= 1, got {pool}")
         self.norm = nn.Sequential(nn.BatchNorm2d(in_features), nn.ReLU()) if norm else None
-        self.fc = nn.Linear(in_features, num_classes)
+        self.pool = pool
+        self.fc = nn.Linear(in_features * pool * pool, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.norm is not None:
             x = self.norm(x)
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, self.pool), 1))
 
 
 # NOTE: before 0.7 each network wrote its tail out (``head_norm`` then ``fc``); their checkpoints load through these.

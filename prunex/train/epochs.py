@@ -25,6 +25,20 @@ StepCallback = Callable[[], None]  # after each step
 RunningCallback = Callable[[float, float], None]  # running mean loss and accuracy, when read back
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """Mean loss, top-1 and top-5 accuracy over a test set (top-5: None for fewer than 5 classes)."""
+
+    loss: float
+    accuracy: float
+    top5: float | None
+
+
+def top_k_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """How many rows have their label among their ``k`` largest logits (a device tensor: nothing read back)."""
+    return (logits.topk(k, dim=1).indices == labels[:, None]).any(1).sum()
+
+
 def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
     """Every group's learning rate = its base rate × ``factor``."""
     for g in optimizer.param_groups:
@@ -77,21 +91,29 @@ class EpochRunner:
         return self._mean(float(loss_sum), float(correct), count)
 
     @torch.no_grad()
-    def evaluate(self, batches: Iterable) -> tuple[float, float]:
-        """Mean test loss and accuracy (all processes; autocast as in training)."""
+    def evaluate(self, batches: Iterable) -> Evaluation:
+        """Mean test loss, top-1 and top-5 accuracy (all processes; autocast as in training); top-5 is None for
+        fewer than 5 classes."""
         self.model.eval()
         dev = self.ctx.device
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         correct = torch.zeros((), dtype=torch.int64, device=dev)
-        count = 0
+        correct5 = torch.zeros((), dtype=torch.int64, device=dev)
+        count, classes = 0, 0
         for x, y in batches:
             x, y = self._to_device(x, y)
             with torch.autocast(dev.type, dtype=autocast_dtype(dev), enabled=self.use_amp):
                 logits = self.model(x)
             loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
+            classes = logits.shape[1]
+            correct5 += top_k_correct(logits, y, min(5, classes))
             count += y.numel()
-        return self._mean(float(loss_sum), float(correct), count)
+        loss_total, correct_total, correct5_total, count_total = dist_utils.all_reduce_sum(
+            self.ctx, [float(loss_sum), float(correct), float(correct5), count]
+        )
+        n = max(count_total, 1)
+        return Evaluation(loss_total / n, correct_total / n, correct5_total / n if classes >= 5 else None)
 
     def _mean(self, loss_sum: float, correct: float, count: int) -> tuple[float, float]:
         loss_total, correct_total, count_total = dist_utils.all_reduce_sum(self.ctx, [loss_sum, correct, count])

@@ -262,15 +262,16 @@ class Trainer:
             on_step=self._after_step,
             on_running=observer.running if observer.wants_running else None,
         )
-        test_loss, test_acc = runner.evaluate(loaders.test)
+        test = runner.evaluate(loaders.test)
         metrics = {
             "epoch": epoch + 1,
             "phase": phase.name,
             "lr": phase.lr * lr_factor(phase, e_in, 0, 1),
             "train_loss": train_loss,
             "train_acc": train_acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
+            "test_loss": test.loss,
+            "test_acc": test.accuracy,
+            **({"test_top5": test.top5} if test.top5 is not None else {}),
             "seconds": time.perf_counter() - tic,
             **gate_report(self.model, self.config.budget),
         }

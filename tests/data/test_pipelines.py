@@ -57,6 +57,25 @@ def test_imagenet_pipeline_is_the_default_and_refuses_a_mean_image(tmp_path):
         load_dataset("imagefolder", root, pipeline="tiny-imagenet")
 
 
+def test_imagenet_training_augments_as_fb_resnet_torch_does(tmp_path):
+    """Random resized crop, colour jitter ±0.4, PCA lighting noise σ = 0.1, standardisation, flip — in that order."""
+    from prunex.data.imagefolder import PCA_EIGVAL, PCA_EIGVEC, Lighting
+
+    data = load_dataset("imagefolder", _folder(tmp_path / "imagenet", per_class=1), image_size=32)
+    steps = data.train.transform.transforms
+    kinds = [type(t).__name__ for t in steps]
+    assert kinds == ["RandomResizedCrop", "ColorJitter", "ToTensor", "Lighting", "Normalize", "RandomHorizontalFlip"]
+    jitter = steps[1]
+    assert jitter.brightness == jitter.contrast == jitter.saturation == (0.6, 1.4) and jitter.hue is None
+    assert steps[3].std == 0.1
+    x = torch.rand(3, 4, 5)
+    noisy = Lighting(0.1, torch.Generator().manual_seed(3))(x)
+    alpha = torch.randn(3, generator=torch.Generator().manual_seed(3)) * 0.1
+    shift = [sum(PCA_EIGVEC[c][j] * float(alpha[j]) * PCA_EIGVAL[j] for j in range(3)) for c in range(3)]
+    for c in range(3):  # every pixel of channel c moves by the same Σ_j V[c, j] α_j λ_j
+        torch.testing.assert_close(noisy[c] - x[c], torch.full((4, 5), shift[c]))
+
+
 def test_cifar_pixel_mean_subtracts_the_training_mean_image(tmp_path, monkeypatch):
     _fake_cifar10(tmp_path)
     monkeypatch.setattr(datasets.CIFAR10, "_check_integrity", lambda self: True)

@@ -94,7 +94,7 @@ def test_sparsenet_plus_with_one_block_per_stage_is_the_preact_resnet():
     outputs) no longer sums the projection."""
     torch.manual_seed(0)
     sparse = randomise_batchnorm(create_model("sparsenet_plus_cifar", depth=11)).eval()
-    resnet = create_model("multiresnet_cifar", depth=11, k=1, block="bottleneck").eval()
+    resnet = create_model("multiresnet_cifar", depth=11, k=1, block="bottleneck", stride_first=False).eval()
     assert sum(p.numel() for p in sparse.parameters()) == sum(p.numel() for p in resnet.parameters())
     resnet.load_state_dict(_as_multiresnet(sparse.state_dict()))
     x = torch.randn(2, 3, 32, 32)
@@ -170,3 +170,8 @@ def test_imagenet_networks_macs_follow_the_analytic_count():
     sparse = create_model("sparsenet_imagenet", depth=121, growth=8, num_classes=10)
     kw = dict(depth=121, growth=8, stem_width=None, base=2, num_classes=10, in_chans=3, image_size=64)
     assert measured_macs(sparse.eval(), (1, 3, 64, 64)) == sparsenet_imagenet_complexity(**kw).macs
+    table4 = create_model("sparsenet_imagenet", depth=121, growth=8, num_classes=10, head_pool=3)  # Table 4's head
+    cx = sparsenet_imagenet_complexity(**kw, head_pool=3)
+    assert measured_macs(table4.eval(), (1, 3, 64, 64)) == cx.macs
+    assert sum(p.numel() for p in table4.parameters()) == cx.params
+    assert cx.params - sparsenet_imagenet_complexity(**kw).params == 8 * table4.head.fc.in_features // 9 * 10

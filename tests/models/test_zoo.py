@@ -168,7 +168,9 @@ def test_unknown_model_and_bad_arguments_get_clear_errors():
 
 def test_create_model_records_the_spec_to_rebuild_it():
     model = create_model("multiresnet_cifar", depth=8, k=2)
-    assert model.prunex_spec.to_dict() == {"name": "multiresnet_cifar", "kwargs": {"depth": 8, "k": 2}}
+    # stride_first is written though not given: a spec without it means the layout before 0.8 (legacy_defaults)
+    kwargs = {"depth": 8, "k": 2, "stride_first": True}
+    assert model.prunex_spec.to_dict() == {"name": "multiresnet_cifar", "kwargs": kwargs}
     rebuilt = create_model(model.prunex_spec.name, **model.prunex_spec.kwargs)
     rebuilt.load_state_dict(model.state_dict())
 

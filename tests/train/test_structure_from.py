@@ -35,6 +35,18 @@ def test_each_dgconv_becomes_a_plain_conv_with_its_learned_group_count():
     assert plain(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
 
+def test_the_retrained_convs_start_from_he_initialisation_like_every_paper_network():
+    """N(0, 2 / (k² · C_out)) weights and zero biases, not PyTorch's default (a uniform of std 1 / √(3 · fan_in),
+    20 % smaller for these convs)."""
+    torch.manual_seed(0)
+    model = create_model("g_resnext_cifar", depth=11, cardinality=8, bottleneck_width=32)
+    name = next(n for n, m in model.named_modules() if isinstance(m, DGConv2d))
+    conv = apply_structure(model, {name: 4}).get_submodule(name)
+    he_std = (2 / (conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels)) ** 0.5
+    assert conv.weight.numel() > 100_000
+    assert abs(float(conv.weight.std()) / he_std - 1) < 0.01 and abs(float(conv.weight.mean())) < 0.01 * he_std
+
+
 def test_a_new_run_from_a_checkpoint_builds_the_plain_network_of_its_learned_groups(tmp_path):
     from prunex.artifacts.checkpoint import save_checkpoint
     from prunex.train import Trainer, build_config

@@ -73,7 +73,8 @@ def print_train_summary(console: Console, start: RunStart, result: TrainResult) 
     """One row per phase (accuracy at its end and its best), then the final accuracy and where the run is."""
     table = Table(title="training summary (accuracy at the end of each phase)", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("phase", no_wrap=True)
-    for col in ("ep", "lr", "gate lr", "loss", "train", "test", "best"):
+    top5 = any("test_top5" in m for m in result.history)
+    for col in ("ep", "lr", "gate lr", "loss", "train", "test", "best", *(("top-5",) if top5 else ())):
         table.add_column(col, justify="right", no_wrap=True)
     for phase in start.config.phases:
         rows = [m for m in result.history if m["phase"] == phase.name]
@@ -89,11 +90,13 @@ def print_train_summary(console: Console, start: RunStart, result: TrainResult) 
             f"{100 * last['train_acc']:.1f}%",
             f"{100 * last['test_acc']:.1f}%",
             f"{100 * max(m['test_acc'] for m in rows):.1f}%",
+            *((f"{100 * last['test_top5']:.1f}%",) if top5 else ()),
         )
     console.print(table)
     last = result.metrics
+    top5 = f" (top-5 {100 * last['test_top5']:.2f}%)" if "test_top5" in last else ""
     console.print(
-        f"test accuracy {100 * last.get('test_acc', 0):.2f}% after {result.seconds:.0f} s{_learned(last)}\n"
+        f"test accuracy {100 * last.get('test_acc', 0):.2f}%{top5} after {result.seconds:.0f} s{_learned(last)}\n"
         f"checkpoint: [bold]{result.checkpoint}[/bold]   metrics: {result.run_dir / files.METRICS}"
     )
 
