@@ -28,7 +28,14 @@ SUMMARY = "summary.json"
 BENCH_DIR = "bench"  # the default output of `prunex bench` (then bench-2, bench-3, …)
 BENCH_JSON = "bench.json"
 BENCH_PLOT = "bench.png"
-PICTURE_NAMES = ("connectivity", "active_branches", "dgconv_groups", "sparsenet_links")
+PICTURE_NAMES = (
+    "connectivity",
+    "active_branches",
+    "dgconv_groups",
+    "gate_dynamics",
+    "sparsenet_links",
+    "feature_reuse",
+)
 PICTURE_FORMATS = ("svg", "png", "pdf")
 RUN_FILES = (CHECKPOINT, CONFIG, METRICS)
 COMPRESSED_FILES = (MODEL_SPEC, MODEL_WEIGHTS, REPORT)

@@ -49,6 +49,7 @@ def train(
     ),
     pipeline: str = options.PIPELINE,
     normalisation: str = options.NORMALISATION,
+    ten_crop: bool = options.TEN_CROP,
     recipe: Recipe = typer.Option(
         None,
         "--recipe",
@@ -137,6 +138,7 @@ def train(
             "data_root": _text(data_root),
             "pipeline": pipeline,
             "normalisation": normalisation,
+            "ten_crop": ten_crop or None,
             "recipe": recipe,
             "epochs": epochs,
             "batch_size": batch_size,

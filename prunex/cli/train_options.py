@@ -64,9 +64,18 @@ PIPELINE = typer.Option(
     "--pipeline",
     rich_help_panel="Data",
     metavar="imagenet|mini-imagenet",
-    help="An image folder's pipeline: imagenet (default: random resized crops of 224, ImageNet standardisation) or "
+    help="An image folder's pipeline: imagenet (default, fb.resnet.torch's: random resized crops of 224, colour "
+    "jitter, lighting noise, ImageNet standardisation, flips) or "
     "mini-imagenet (MaskConnect E.3: 84×84 images, mean image subtracted, random 64×64 crops and flips; the "
     "MaskConnect / ResNeXt CIFAR networks get their max-pool stem). Picks the recipe too.",
+)
+TEN_CROP = typer.Option(
+    False,
+    "--ten-crop",
+    rich_help_panel="Data",
+    help="Image folders: test every image on its ten crops (corners, centre, and their mirror images) and average "
+    "the softmax, as fb.resnet.torch tests ImageNet (Multi-ResNet Table IV). Loss and accuracy in metrics.jsonl "
+    "are then the ten-crop ones.",
 )
 NORMALISATION = typer.Option(
     None,

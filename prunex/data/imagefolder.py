@@ -44,9 +44,11 @@ def load_imagefolder(
     augment: bool = True,
     pipeline: ImagePipeline = ImagePipeline.IMAGENET,
     normalisation: Normalisation | None = None,
+    ten_crop: bool = False,
 ) -> LoadedData:
     """Train and test splits of an image folder; ``image_size`` defaults to 224 (imagenet) or 64 (mini-imagenet),
-    ``normalisation`` to the pipeline's own (channel; pixel-mean)."""
+    ``normalisation`` to the pipeline's own (channel; pixel-mean); ``ten_crop``: each test image is resized as for
+    the centre crop and given as its ten crops (:class:`TenCrops`)."""
     if root is None:
         raise DatasetError(f"imagefolder is read from a local directory: pass --data-root ROOT with {LAYOUT}")
     mini = pipeline is ImagePipeline.MINI_IMAGENET
@@ -69,12 +71,14 @@ def load_imagefolder(
             normalise = [transforms.Normalize(MEAN, STD)]
         crop = [transforms.RandomCrop(image_size), transforms.RandomHorizontalFlip()] if augment else []
         train_tf = resize + normalise + (crop or [transforms.CenterCrop(image_size)])
-        test_tf = resize + normalise + [transforms.CenterCrop(image_size)]
+        test_tf = resize + normalise + [TenCrops(image_size) if ten_crop else transforms.CenterCrop(image_size)]
     else:
         normalise = [transforms.ToTensor(), transforms.Normalize(MEAN, STD)]
         test_crop = [transforms.Resize(image_size * 8 // 7), transforms.CenterCrop(image_size)]
         train_tf = imagenet_augmentation(image_size) if augment else test_crop + normalise
         test_tf = test_crop + normalise
+        if ten_crop:
+            test_tf = [transforms.Resize(image_size * 8 // 7), *normalise, TenCrops(image_size)]
     try:
         train = datasets.ImageFolder(str(train_dir), transform=transforms.Compose(train_tf), loader=read_image)
         test = datasets.ImageFolder(str(test_dir), transform=transforms.Compose(test_tf), loader=read_image)
@@ -87,6 +91,20 @@ def load_imagefolder(
         )
     info = DatasetInfo("imagefolder", len(train.classes), 3, image_size, normalisation.value, pipeline.value)
     return LoadedData(info, train, test)
+
+
+class TenCrops:
+    """A (C, H, W) tensor → its ten ``size`` × ``size`` crops stacked, (10, C, size, size): the four corners and the
+    centre, then the same of the horizontally flipped image (torchvision's ``TenCrop``, as fb.resnet.torch tests)."""
+
+    def __init__(self, size: int) -> None:
+        self.crop = transforms.TenCrop(size)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack(self.crop(x))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.crop.size})"
 
 
 def imagenet_augmentation(image_size: int) -> list:

@@ -21,6 +21,7 @@ class Preprocessing:
     augment: bool = True
     normalisation: Normalisation | None = None
     pipeline: ImagePipeline | None = None  # image folders only
+    ten_crop: bool = False  # image folders only: test images as their ten crops (fb.resnet.torch's TenCrop)
 
 
 def _digits(root: Path | None, pre: Preprocessing) -> LoadedData:
@@ -58,6 +59,7 @@ def _imagefolder(root: Path | None, pre: Preprocessing) -> LoadedData:
         augment=pre.augment,
         pipeline=pre.pipeline or ImagePipeline.IMAGENET,
         normalisation=pre.normalisation,
+        ten_crop=pre.ten_crop,
     )
 
 
@@ -93,14 +95,22 @@ def load_dataset(
     augment: bool = True,
     normalisation: Normalisation | str | None = None,
     pipeline: ImagePipeline | str | None = None,
+    ten_crop: bool = False,
 ) -> LoadedData:
     """Train and test splits of a dataset; ``augment`` applies the training augmentation to the train split;
-    ``normalisation`` and (image folders) ``pipeline`` default to the dataset's own."""
+    ``normalisation`` and (image folders) ``pipeline`` default to the dataset's own; ``ten_crop`` (image folders)
+    gives every test image as its ten crops, a (10, C, H, W) tensor."""
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if pipeline is not None and name != "imagefolder":
         raise DatasetError(f"a pipeline is chosen for image folders only; {name} has its own")
-    pre = Preprocessing(image_size, augment, _choice(Normalisation, normalisation), _choice(ImagePipeline, pipeline))
+    if ten_crop and name != "imagefolder":
+        raise DatasetError(
+            f"ten-crop testing crops image folders' larger test images (as ImageNet is tested); the {name} test "
+            "images are already the network's size"
+        )
+    normalisation, pipeline = _choice(Normalisation, normalisation), _choice(ImagePipeline, pipeline)
+    pre = Preprocessing(image_size, augment, normalisation, pipeline, ten_crop)
     return DATASETS[name](Path(root).expanduser() if root is not None else None, pre)
 
 

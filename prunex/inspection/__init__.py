@@ -1,8 +1,9 @@
 """What a checkpoint learned, as text and as the papers' pictures (``prunex inspect``)."""
 
+from prunex.artifacts.layout import PICTURE_NAMES  # what draw() may write
 from prunex.inspection.figures import PlottingUnavailable
-from prunex.inspection.structure import connectivity, grouped_layers, sparse_links
-from prunex.inspection.summary import PICTURE_NAMES, draw, draw_pictures, summarise
+from prunex.inspection.structure import connectivity, feature_reuse, gate_dynamics, grouped_layers, sparse_links
+from prunex.inspection.summary import draw, draw_pictures, summarise
 
 __all__ = [
     "PICTURE_NAMES",
@@ -10,6 +11,8 @@ __all__ = [
     "connectivity",
     "draw",
     "draw_pictures",
+    "feature_reuse",
+    "gate_dynamics",
     "grouped_layers",
     "sparse_links",
     "summarise",

@@ -1,5 +1,6 @@
 """The papers' pictures, drawn with matplotlib (an optional extra): MaskConnect's connectivity grid (Fig. 2/3) and
-active branches per module (Fig. 4), DGConv's groups per layer (Fig. 2/5), SparseNet's aggregation links.
+active branches per module (Fig. 4), DGConv's groups per layer (Fig. 2/5) and over training (Fig. 6), SparseNet's
+aggregation links and feature reuse (Fig. 3).
 
 Every block, edge, bar and link carries an SVG id (``block-…``, ``edge-…``, ``layer-…``, ``link-…``) so that the
 pictures can be checked by parsing them.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunex.inspection.structure import Connectivity, GroupedLayer, SparseStageLinks
+from prunex.inspection.structure import Connectivity, FeatureReuse, GateDynamics, GroupedLayer, SparseStageLinks
 
 LIVE, DEAD, EDGE, EDGE_DEAD, ENDPOINT = "#43a047", "#d0d0d0", "#37474f", "#cfd8dc", "#e53935"
 
@@ -220,4 +221,83 @@ def sparse_links_figure(stages: list[SparseStageLinks], stem: Path, formats=("sv
         ax.set_aspect("equal")
         ax.axis("off")
         ax.set_title(f"stage {s + 1}: {n} layers, offsets {stage.base}^k, {stage.mode}", fontsize=8)
+    return _save(fig, Path(stem), formats)
+
+
+def _cells(ax, values: list[list[float | None]], cmap, gid) -> None:
+    """One square per value (row r at the top, column c), coloured by ``cmap``; None draws nothing."""
+    from matplotlib.patches import Rectangle
+
+    for r, row in enumerate(values):
+        for c, v in enumerate(row):
+            if v is None:
+                continue
+            cell = Rectangle((c - 0.5, r - 0.5), 1, 1, color=cmap(v), lw=0)
+            cell.set_gid(gid(r, c))
+            ax.add_patch(cell)
+    ax.set_xlim(-0.5, max(len(row) for row in values) - 0.5)
+    ax.set_ylim(len(values) - 0.5, -0.5)
+
+
+def _row_labels(ax, rows: int) -> None:
+    """Rows numbered from 1 (at most about 12 labels)."""
+    step = max(1, rows // 12)
+    ax.set_yticks(range(0, rows, step))
+    ax.set_yticklabels([str(r + 1) for r in range(0, rows, step)], fontsize=6)
+
+
+def feature_reuse_figure(stages: list[FeatureReuse], stem: Path, formats=("svg", "png")) -> list[Path]:
+    """Per concatenating stage, a square for every (layer ℓ, output j it reads): the mean |w| of ℓ's first conv over
+    j's channels, relative to the largest in ℓ's row (SparseNet Fig. 3)."""
+    plt = _pyplot()
+    cmap = plt.get_cmap("viridis")
+    fig, axes = plt.subplots(1, len(stages), figsize=(3.4 * len(stages) + 0.6, 3.4), squeeze=False)
+    for stage, ax in zip(stages, axes[0], strict=True):
+        rows = []
+        for row in stage.weights:
+            top = max(v for v in row if v is not None) or 1.0
+            rows.append([None if v is None else v / top for v in row])
+        _cells(ax, rows, cmap, lambda r, c, s=stage.stage: f"reuse-{s}-{r + 1}-{c}")
+        _row_labels(ax, len(rows))
+        ax.set_aspect("equal")
+        ax.set_xlabel("source output (0: stage input)", fontsize=7)
+        ax.set_ylabel("target layer", fontsize=7)
+        ax.set_title(f"stage {stage.stage + 1}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    bar = fig.colorbar(plt.cm.ScalarMappable(cmap=cmap), ax=axes[0].tolist(), shrink=0.8)
+    bar.set_label("mean |w| / the row's largest", fontsize=7)
+    fig.suptitle("feature reuse: how strongly each layer reads each output it aggregates", fontsize=9)
+    return _save(fig, Path(stem), formats)
+
+
+def gate_dynamics_figure(dynamics: GateDynamics, stem: Path, formats=("svg", "png")) -> list[Path]:
+    """log2(groups) of every DGConv layer (rows) at the end of every epoch (columns), and ζ / o below where the
+    run had a budget (DGConv Fig. 6)."""
+    import math
+
+    plt = _pyplot()
+    cmap = plt.get_cmap("magma_r")
+    layers = len(dynamics.groups[0])
+    top = max(max(g) for g in dynamics.groups)
+    scale = max(math.log2(top), 1.0)
+    rows = [[math.log2(epoch[i]) / scale for epoch in dynamics.groups] for i in range(layers)]
+    panels = 2 if dynamics.zeta_over_budget else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(max(4.0, 0.3 * len(dynamics.epochs) + 2), 0.2 * layers + 2.5))
+    ax = axes[0] if panels == 2 else axes
+    groups_at = {(i, e): dynamics.groups[e][i] for i in range(layers) for e in range(len(dynamics.epochs))}
+    _cells(ax, rows, cmap, lambda r, c: f"groups-{dynamics.epochs[c]}-{r}-{groups_at[(r, c)]}")
+    ax.set_xticks(range(len(dynamics.epochs)))
+    ax.set_xticklabels([str(e) for e in dynamics.epochs], fontsize=6)
+    _row_labels(ax, layers)
+    ax.set_ylabel("DGConv layer", fontsize=7)
+    ax.set_title("learned groups per layer over training (darker: more groups)", fontsize=9)
+    bar = fig.colorbar(plt.cm.ScalarMappable(cmap=cmap), ax=ax, shrink=0.8)
+    bar.set_ticks([0, 1])
+    bar.set_ticklabels(["1", str(top)])
+    bar.set_label("groups (log scale)", fontsize=7)
+    if panels == 2:
+        axes[1].plot(dynamics.epochs, dynamics.zeta_over_budget, marker="o", ms=3, color="#1e88e5", gid="zeta")
+        axes[1].axhline(1.0, color=ENDPOINT, lw=0.8, ls="--")
+        axes[1].set_xlabel("epoch", fontsize=7)
+        axes[1].set_ylabel("ζ / o", fontsize=7)
     return _save(fig, Path(stem), formats)

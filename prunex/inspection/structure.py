@@ -1,4 +1,5 @@
-"""What a gated model learned, as plain data: MaskConnect connectivity, DGConv groups, SparseNet links."""
+"""What a gated model learned, as plain data: MaskConnect connectivity, DGConv groups, SparseNet links and feature
+reuse; and, from a run's metrics, DGConv's gates over training."""
 
 from __future__ import annotations
 
@@ -52,6 +53,25 @@ class SparseStageLinks:
     links: list[list[int]] = field(default_factory=list)  # per layer ℓ = 1…N: the outputs it reads (0 = input)
 
 
+@dataclass
+class FeatureReuse:
+    """One concatenating stage: ``weights[ℓ − 1][j]`` is the mean |w| of layer ℓ's first convolution over the input
+    channels that come from output j (0: the stage input), None where layer ℓ does not read output j (SparseNet
+    Fig. 3, after DenseNet Fig. 5)."""
+
+    stage: int
+    weights: list[list[float | None]]
+
+
+@dataclass
+class GateDynamics:
+    """Groups per DGConv layer at the end of each epoch (``groups[epoch][layer]``), and ζ / o where logged."""
+
+    epochs: list[int]
+    groups: list[list[int]]
+    zeta_over_budget: list[float] | None
+
+
 def connectivity(model: nn.Module) -> Connectivity | None:
     if not isinstance(model, MaskConnectNet):
         return None
@@ -96,3 +116,33 @@ def sparse_links(model: nn.Module) -> list[SparseStageLinks]:
 def multi_residual_blocks(model: nn.Module) -> list[int]:
     """Residual functions per multi-residual block."""
     return [len(m.functions) for m in model.modules() if isinstance(m, MultiResidualBlock)]
+
+
+def feature_reuse(model: nn.Module) -> list[FeatureReuse]:
+    """Every concatenating sparse stage's :class:`FeatureReuse` (summing stages mix their sources: none)."""
+    out = []
+    stages = [m for m in model.modules() if isinstance(m, SparseStage) and m.aggregate.mode == "concat"]
+    for s, stage in enumerate(stages):
+        first_conv = next(m for m in stage.layers[0].modules() if isinstance(m, nn.Conv2d))
+        widths = [first_conv.in_channels]  # output 0, the stage input: all that layer 1 reads
+        rows: list[list[float | None]] = []
+        for ell, layer in enumerate(stage.layers, start=1):
+            w = next(m for m in layer.modules() if isinstance(m, nn.Conv2d)).weight.detach().abs()
+            row: list[float | None] = [None] * ell
+            start = 0
+            for j in exponential_offsets(ell, stage.aggregate.base):  # the concatenation's order
+                row[j] = float(w[:, start : start + widths[j]].mean())
+                start += widths[j]
+            rows.append(row)
+            widths.append(layer.body[-1].out_channels)  # the growth k this layer adds
+        out.append(FeatureReuse(s, rows))
+    return out
+
+
+def gate_dynamics(history: list[dict]) -> GateDynamics | None:
+    """DGConv's groups per layer over a run's epochs (from ``metrics.jsonl`` / the checkpoint's history)."""
+    logged = [m for m in history if m.get("groups")]
+    if not logged:
+        return None
+    ratio = [m["zeta"] / m["budget_o"] for m in logged] if all("budget_o" in m for m in logged) else None
+    return GateDynamics([int(m["epoch"]) for m in logged], [list(m["groups"]) for m in logged], ratio)

@@ -12,7 +12,14 @@ from torch import nn
 
 from prunex.artifacts.compression_report import CompressionReport
 from prunex.inspection import figures
-from prunex.inspection.structure import connectivity, grouped_layers, multi_residual_blocks, sparse_links
+from prunex.inspection.structure import (
+    connectivity,
+    feature_reuse,
+    gate_dynamics,
+    grouped_layers,
+    multi_residual_blocks,
+    sparse_links,
+)
 from prunex.models import count_parameters
 from prunex.nn import branch_gates
 from prunex.nn.gates import branch_gate_modules
@@ -71,22 +78,28 @@ def summarise(model: nn.Module, report: CompressionReport | None = None) -> dict
 
 
 def draw_pictures(
-    model: nn.Module, out: Path, report: CompressionReport | None, formats: tuple[str, ...]
+    model: nn.Module,
+    out: Path,
+    report: CompressionReport | None,
+    formats: tuple[str, ...],
+    history: list[dict[str, Any]] | None = None,
 ) -> tuple[list[Path], str | None]:
     """:func:`draw`, or no pictures and the reason when matplotlib is missing (the text summary still works)."""
     try:
-        return draw(model, out, report, formats), None
+        return draw(model, out, report, formats, history), None
     except figures.PlottingUnavailable as err:
         return [], str(err)
 
 
-PICTURE_NAMES = ("connectivity", "active_branches", "dgconv_groups", "sparsenet_links")  # what draw() may write
-
-
 def draw(
-    model: nn.Module, out: Path, report: CompressionReport | None = None, formats: tuple[str, ...] = ("svg", "png")
+    model: nn.Module,
+    out: Path,
+    report: CompressionReport | None = None,
+    formats: tuple[str, ...] = ("svg", "png"),
+    history: list[dict[str, Any]] | None = None,
 ) -> list[Path]:
-    """Every picture that applies to ``model``; raises figures.PlottingUnavailable without matplotlib."""
+    """Every picture that applies to ``model`` (and, with the run's ``history``, to its training); raises
+    figures.PlottingUnavailable without matplotlib."""
     paths: list[Path] = []
     conn = connectivity(model)
     if conn is not None:
@@ -99,4 +112,10 @@ def draw(
     stages = sparse_links(model)
     if stages:
         paths += figures.sparse_links_figure(stages, out / "sparsenet_links", formats)
+    reuse = feature_reuse(model)
+    if reuse:
+        paths += figures.feature_reuse_figure(reuse, out / "feature_reuse", formats)
+    dynamics = gate_dynamics(history or [])
+    if dynamics is not None:
+        paths += figures.gate_dynamics_figure(dynamics, out / "gate_dynamics", formats)
     return paths

@@ -73,6 +73,7 @@ class TrainConfig:
     structure_from: str | None = None  # retrain from scratch the plain grouped network a DGConv run learned
     alpha: float = -0.02  # exponent of the constraint factor (o/ζ)^α, applied while ζ > o
     augment: bool = True
+    ten_crop: bool = False  # image folders: test on ten crops of each image, their softmax averaged (Multi-ResNet IV)
     amp: bool = True  # mixed precision (CUDA only): bf16 autocast where supported, else fp16 with loss scaling
     channels_last: bool | None = None  # channels-last tensors (None: on CUDA)
     compile: bool = False  # torch.compile the training step's model

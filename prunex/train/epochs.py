@@ -39,6 +39,14 @@ def top_k_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.T
     return (logits.topk(k, dim=1).indices == labels[:, None]).any(1).sum()
 
 
+def crop_log_probabilities(logits: torch.Tensor, crops: int) -> torch.Tensor:
+    """log p for each image: log softmax of its logits, or with ``crops`` > 1 (rows image-major, crops consecutive)
+    log of the mean over its crops of the softmax, p = (1/m)·Σ_c softmax(z_c)."""
+    if crops == 1:
+        return nn.functional.log_softmax(logits, 1)
+    return nn.functional.softmax(logits, 1).view(-1, crops, logits.shape[1]).mean(1).log()
+
+
 def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
     """Every group's learning rate = its base rate × ``factor``."""
     for g in optimizer.param_groups:
@@ -93,7 +101,8 @@ class EpochRunner:
     @torch.no_grad()
     def evaluate(self, batches: Iterable) -> Evaluation:
         """Mean test loss, top-1 and top-5 accuracy (all processes; autocast as in training); top-5 is None for
-        fewer than 5 classes."""
+        fewer than 5 classes. A batch of crops (N, crops, C, H, W) is scored by its mean softmax over the crops
+        (ten-crop testing)."""
         self.model.eval()
         dev = self.ctx.device
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
@@ -101,13 +110,15 @@ class EpochRunner:
         correct5 = torch.zeros((), dtype=torch.int64, device=dev)
         count, classes = 0, 0
         for x, y in batches:
-            x, y = self._to_device(x, y)
+            crops = x.shape[1] if x.dim() == 5 else 1
+            x, y = self._to_device(x.flatten(0, 1) if crops > 1 else x, y)
             with torch.autocast(dev.type, dtype=autocast_dtype(dev), enabled=self.use_amp):
                 logits = self.model(x)
-            loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
-            classes = logits.shape[1]
-            correct5 += top_k_correct(logits, y, min(5, classes))
+            log_p = crop_log_probabilities(logits.float(), crops)
+            loss_sum += nn.functional.nll_loss(log_p, y, reduction="sum")
+            correct += (log_p.argmax(1) == y).sum()
+            classes = log_p.shape[1]
+            correct5 += top_k_correct(log_p, y, min(5, classes))
             count += y.numel()
         loss_total, correct_total, correct5_total, count_total = dist_utils.all_reduce_sum(
             self.ctx, [float(loss_sum), float(correct), float(correct5), count]

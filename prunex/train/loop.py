@@ -81,6 +81,7 @@ class Trainer:
             augment=config.augment,
             normalisation=config.normalisation,
             pipeline=config.pipeline,
+            ten_crop=config.ten_crop,
         )
         check_batch_fits(config.batch_size, len(self.data.train), self.ctx.data_size)
         if resume is not None:

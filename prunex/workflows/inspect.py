@@ -40,12 +40,13 @@ def inspect_run(
     ``force``, and only once everything is written."""
     if plots and (not formats or any(f not in files.PICTURE_FORMATS for f in formats)):
         raise InputError(f"--format takes {', '.join(files.PICTURE_FORMATS)} (comma-separated), got {formats}")
-    model, _ = model_from_checkpoint(Path(checkpoint))
+    model, ckpt = model_from_checkpoint(Path(checkpoint))
     run = files.RunDirectory.of(Path(checkpoint))
     out = claim_output(None if out is None else Path(out), run.inspect, _ours, "prunex inspect", force)
     report = read_report(run.compression_report)
     summary = summarise(model, report)
     with atomic_directory(out, replace=True) as tmp:
         (tmp / files.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-        pictures, missing = draw_pictures(model, tmp, report, formats) if plots else ([], None)
+        history = ckpt.get("history") or []
+        pictures, missing = draw_pictures(model, tmp, report, formats, history) if plots else ([], None)
     return InspectResult(out, summary, [out / p.name for p in pictures], missing)

@@ -216,6 +216,7 @@ def test_ctrl_c_in_the_first_epoch_promises_no_checkpoint(tmp_path, monkeypatch)
         (["--model", "maskconnect_cifar", "--model-arg", "nosuchkw=1"], ["nosuchkw", "it takes"]),
         (["--model", "maskconnect_cifar", "--model-arg", "depth=abc"], ["depth must be a whole number, got 'abc'"]),
         (["--branch-parallel", "2"], ["--branch-parallel 2", "no multi-residual blocks"]),  # said before the world
+        (["--ten-crop"], ["ten-crop testing crops image folders", "synthetic"]),
         (["--model", "multiresnet_cifar", "-a", "depth=8", "-a", "k=3", "--branch-parallel", "2"], ["k = 3"]),
     ],
 )

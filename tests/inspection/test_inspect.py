@@ -97,6 +97,45 @@ def test_sparsenet_links(tmp_path):
     assert "link-0-0-4" in ids and "link-0-1-5" in ids  # layer 4 reads the input; the output reads layer 1
 
 
+def test_feature_reuse_is_the_mean_absolute_weight_over_each_source_s_channels(tmp_path):
+    """SparseNet Fig. 3: layer 3 of a stage concatenates outputs 2 (offset 1) and 1 (offset 2), in that order."""
+    from prunex.inspection import feature_reuse
+
+    torch.manual_seed(0)
+    model = create_model("sparsenet_cifar", depth=16, growth=4).eval()  # 4 layers per stage, stem 8 channels
+    stage = model.body[0]
+    reuse = feature_reuse(model)
+    assert [r.stage for r in reuse] == [0, 1, 2]
+    w = stage.layers[2].body[2].weight.detach().abs()  # layer 3's conv reads [output 2 (4 ch), output 1 (4 ch)]
+    expected = [None, float(w[:, 4:8].mean()), float(w[:, 0:4].mean())]
+    assert reuse[0].weights[2] == pytest.approx(expected)
+    assert reuse[0].weights[0] == [pytest.approx(float(stage.layers[0].body[2].weight.detach().abs().mean()))]
+    draw(model, tmp_path, formats=("svg",))
+    ids = svg_ids(tmp_path / "feature_reuse.svg")
+    assert count(ids, r"reuse-\d+-\d+-\d+") == 3 * sum(len(exponential_offsets(n)) for n in range(1, 5))
+    assert "reuse-0-3-2" in ids and "reuse-0-3-0" not in ids  # layer 3 reads outputs 2 and 1, not the input
+
+
+def test_gate_dynamics_show_every_layer_s_groups_at_every_epoch(tmp_path):
+    from prunex.inspection import gate_dynamics
+
+    history = [
+        {"epoch": 1, "groups": [1, 2], "zeta": 300.0, "budget_o": 100.0},
+        {"epoch": 2, "groups": [2, 8], "zeta": 150.0, "budget_o": 100.0},
+        {"epoch": 3, "groups": [4, 8], "zeta": 90.0, "budget_o": 100.0},
+    ]
+    dynamics = gate_dynamics([{"epoch": 0, "test_acc": 0.1}, *history])  # epochs without DGConv are left out
+    assert dynamics.epochs == [1, 2, 3] and dynamics.zeta_over_budget == [3.0, 1.5, 0.9]
+    model = create_model("g_resnext_cifar", depth=11, cardinality=4, bottleneck_width=4).eval()
+    draw(model, tmp_path, formats=("svg",), history=history)
+    ids = svg_ids(tmp_path / "gate_dynamics.svg")
+    cells = sorted(i for i in ids if i.startswith("groups-"))
+    expected = [f"groups-{h['epoch']}-{layer}-{h['groups'][layer]}" for h in history for layer in (0, 1)]
+    assert cells == sorted(expected)
+    assert "zeta" in ids
+    assert gate_dynamics([{"epoch": 1, "test_acc": 0.5}]) is None  # no DGConv: no picture
+
+
 def test_summary_matches_the_model():
     model = known_maskconnect()
     summary = summarise(model)
@@ -160,3 +199,18 @@ def test_without_matplotlib_the_text_summary_still_works(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "no pictures" in result.output and "prunex[plots]" in result.output
     assert (run / "inspect" / "summary.json").exists() and not list((run / "inspect").glob("*.svg"))
+
+
+@pytest.mark.slow  # two epochs of a small G-ResNeXt (~6 s); the picture itself is checked by default above
+def test_inspect_draws_a_dgconv_run_s_gate_dynamics_from_its_history(tmp_path):
+    from prunex.train import Phase, train
+    from prunex.workflows import inspect_run
+    from tests.train.helpers import tiny_config
+
+    kwargs = {"depth": 11, "cardinality": 4, "bottleneck_width": 4}
+    phases = (Phase("learn-groups", 2, 0.05, gate_lr=0.05),)
+    config = tiny_config(tmp_path / "run", model="g_resnext_cifar", model_kwargs=kwargs, phases=phases, budget=4.0)
+    train(config)
+    result = inspect_run(tmp_path / "run", formats=("svg",))
+    ids = svg_ids(result.out / "gate_dynamics.svg")
+    assert count(ids, r"groups-[12]-\d+-\d+") == 2 * 3  # two epochs of three DGConv layers
