@@ -138,7 +138,8 @@ def test_a_lightning_run_with_the_structure_callback_reproduces_prunex_train(
     _assert_same_and_compresses(model, expected)
 
 
-@pytest.mark.parametrize(("name", "kwargs", "budget"), FRAMEWORK_CASES)
+@pytest.mark.slow  # the Lightning run checks a framework loop by default; Accelerate's import alone takes seconds
+@pytest.mark.parametrize(("name", "kwargs", "budget"), CASES, ids=[c[0] for c in CASES])
 def test_an_accelerate_loop_with_the_structure_hooks_reproduces_prunex_train(prunex_train, name, kwargs, budget):
     accelerate = pytest.importorskip("accelerate", reason="the accelerate extra is not installed")
     from prunex.integrations.accelerate import AcceleratedStructure
