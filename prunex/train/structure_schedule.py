@@ -75,7 +75,9 @@ class StructureSchedule:
     ) -> StructureSchedule:
         """The schedule ``prunex train`` would use for ``model`` (its family read from the spec prunex attached) on
         ``dataset``: ``recipe`` auto / paper / quick, and any :class:`TrainConfig` field in ``options`` (``epochs``
-        rescales the phases, ``budget``, ``alpha``, ``weight_decay``, ``phases``…)."""
+        rescales the phases, ``budget``, ``alpha``, ``weight_decay``, ``phases``…). As in ``prunex train``, the
+        recipe's budget (the DGConv quick recipe's b = 8) comes before one recorded by :func:`learn_groups`: give
+        ``budget=`` to choose it."""
         from prunex.train.recipes import build_config
 
         spec = getattr(model, "prunex_spec", None)
