@@ -12,7 +12,6 @@ from prunex.models.maskconnect import MaskConnectNet
 from prunex.models.sparsenet import SparseNetCifar, SparseStage
 from prunex.nn.dgconv import DGConv2d
 from prunex.nn.multi_residual import MultiResidualBlock
-from prunex.nn.sparse_aggregation import exponential_offsets
 
 
 @dataclass
@@ -108,7 +107,7 @@ def sparse_links(model: nn.Module) -> list[SparseStageLinks]:
         if isinstance(stage, SparseStage):
             agg = stage.aggregate
             n = len(stage.layers)
-            links = [exponential_offsets(ell, agg.base) for ell in range(1, n + 2)]  # n layers + the stage output
+            links = [agg.picks(ell) for ell in range(1, n + 2)]  # n layers + the stage output
             stages.append(SparseStageLinks(n, agg.base, agg.mode, links))
     return stages
 
@@ -130,7 +129,7 @@ def feature_reuse(model: nn.Module) -> list[FeatureReuse]:
             w = next(m for m in layer.modules() if isinstance(m, nn.Conv2d)).weight.detach().abs()
             row: list[float | None] = [None] * ell
             start = 0
-            for j in exponential_offsets(ell, stage.aggregate.base):  # the concatenation's order
+            for j in stage.aggregate.picks(ell):  # the concatenation's order
                 row[j] = float(w[:, start : start + widths[j]].mean())
                 start += widths[j]
             rows.append(row)

@@ -2,6 +2,7 @@
 
 # Importing the family modules registers their builders.
 from prunex.models import (  # noqa: F401
+    densenet_cifar,
     g_resnext,
     maskconnect,
     multiresnet,

@@ -6,6 +6,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+import torchvision.models as tvm
+
+from prunex.models.family import TORCHVISION
 from prunex.models.g_resnext import resnext_imagenet_complexity
 from prunex.models.registry import analytic_complexity
 
@@ -26,14 +30,21 @@ class PaperRow:
     reproduced: bool = True  # False: the count departs from the printed one for the reason in ``note``
 
     def gflops(self) -> float | None:
-        """2 × the analytic MACs, in billions (the FLOP convention of the tables that print FLOPs)."""
+        """2 × the analytic MACs, in billions (the FLOP convention of the tables that print FLOPs); for a
+        torchvision baseline, 2 × the multiply-adds its weights' metadata gives."""
         if self.model is None or self.printed_gflops is None:
             return None
+        if self.model.startswith(TORCHVISION):
+            return 2 * tvm.get_model_weights(self.model.removeprefix(TORCHVISION)).DEFAULT.meta["_ops"]
         return 2 * analytic_complexity(self.model, **self.kwargs).macs / 1e9
 
     def count(self) -> int | None:
         if self.model is None:
             return None
+        if self.model.startswith(TORCHVISION):  # a baseline torchvision builds: counted on the meta device
+            with torch.device("meta"):
+                net = tvm.get_model(self.model.removeprefix(TORCHVISION), weights=None, **self.kwargs)
+            return sum(p.numel() for p in net.parameters())
         if self.deployed_groups is not None:
             layers = (3, 4, 6, 3) if self.model == "g_resnext50" else (3, 4, 23, 3)
             cx = resnext_imagenet_complexity(
@@ -214,6 +225,28 @@ PAPER_ROWS: list[PaperRow] = [
     *(
         PaperRow(
             SN,
+            "Table 2 (baseline)",
+            f"DenseNet{'-BC' if bc else ''} {d}, k={k if isinstance(k, int) else '{' + ','.join(map(str, k)) + '}'}",
+            printed,
+            "densenet_cifar",
+            {"depth": d, "growth": k, "bottleneck": bc, **C100},
+            note="CIFAR-100, stem 2x the first growth rate (the convention of the SparseNet rows)",
+        )
+        for d, k, bc, printed in (
+            (40, 12, False, "1.1"),
+            (100, 12, False, "7.2"),
+            (100, 24, False, "28.3"),
+            (100, (16, 32, 64), False, "61.1"),
+            (100, (32, 64, 128), False, "241.6"),
+            (250, 24, True, "15.3"),
+            (190, 40, True, "25.6"),
+            (100, (16, 32, 64), True, "7.9"),
+            (100, (32, 64, 128), True, "30.5"),
+        )
+    ),
+    *(
+        PaperRow(
+            SN,
             "Table 3",
             f"SparseNet[+]-{d}",
             printed,
@@ -253,6 +286,18 @@ PAPER_ROWS: list[PaperRow] = [
             (201, 32, "7.22", "4.13"),
             (201, 48, "14.91", "9.19"),
         )
+    ),
+    *(
+        PaperRow(
+            SN,
+            "Table 4 (baseline)",
+            f"DenseNet-{d}-32 (ImageNet)",
+            printed,
+            f"{TORCHVISION}densenet{d}",
+            note="torchvision's DenseNet-BC, the network SparseNet[⊕] is built on",
+            printed_gflops=gflops,
+        )
+        for d, printed, gflops in ((121, "7.98", "5.7"), (169, "14.15", "6.76"), (201, "20.01", "8.63"))
     ),
     PaperRow(
         DG,

@@ -40,6 +40,7 @@ def sparsenet_plan(
     aggregation: str,
     base: int,
     stem_width: int | None,
+    dense: bool = False,
 ) -> SparseNetPlan:
     """Channel counts of every stage.
 
@@ -64,7 +65,7 @@ def sparsenet_plan(
         channels = [c]
         for _ in range(n):
             channels.append(k)
-        out = aggregated_channels(channels, base, aggregation)
+        out = aggregated_channels(channels, base, aggregation, dense)
         outs.append(out)
         if s < 2:
             c = rates[s + 1] if aggregation == "sum" else int(out * compression)
@@ -113,7 +114,11 @@ class SparseStage(nn.Module):
         layers, channels = [], [in_ch]
         for _ in range(num_layers):
             layers.append(
-                SparseLayer(aggregated_channels(channels, aggregation.base, aggregation.mode), growth, bottleneck)
+                SparseLayer(
+                    aggregated_channels(channels, aggregation.base, aggregation.mode, aggregation.dense),
+                    growth,
+                    bottleneck,
+                )
             )
             channels.append(growth)
         self.layers = nn.ModuleList(layers)
@@ -133,10 +138,18 @@ class SparseNetCifar(nn.Module):
     """stem → (sparse stage → transition) × 2 → sparse stage → BN-ReLU → average pool → linear."""
 
     def __init__(
-        self, plan: SparseNetPlan, *, bottleneck: bool, aggregation: str, base: int, num_classes: int, in_chans: int
+        self,
+        plan: SparseNetPlan,
+        *,
+        bottleneck: bool,
+        aggregation: str,
+        base: int,
+        num_classes: int,
+        in_chans: int,
+        dense: bool = False,
     ):
         super().__init__()
-        agg = SparseAggregation(base, aggregation)
+        agg = SparseAggregation(base, aggregation, dense)
         self.stem = nn.Conv2d(in_chans, plan.stem, 3, padding=1, bias=False)
         body: list[nn.Module] = []
         for s in range(3):
@@ -151,14 +164,25 @@ class SparseNetCifar(nn.Module):
 
 
 def sparsenet_cifar_complexity(
-    *, depth, growth, bottleneck, compression, aggregation, base, stem_width, num_classes, in_chans, image_size=32
+    *,
+    depth,
+    growth,
+    bottleneck,
+    compression,
+    aggregation,
+    base,
+    stem_width,
+    num_classes,
+    in_chans,
+    dense=False,
+    image_size=32,
 ) -> Complexity:
     compression = _resolve_compression(bottleneck, compression)
-    plan = sparsenet_plan(depth, growth, bottleneck, compression, aggregation, base, stem_width)
+    plan = sparsenet_plan(depth, growth, bottleneck, compression, aggregation, base, stem_width, dense)
     cx = cxm.conv2d(Complexity(image_size, image_size), in_chans, plan.stem, 3)
     for s in range(3):
         cx = sparse_stage_complexity(
-            cx, plan.stage_in[s], plan.growth[s], plan.layers_per_stage, bottleneck, base, aggregation
+            cx, plan.stage_in[s], plan.growth[s], plan.layers_per_stage, bottleneck, base, aggregation, dense
         )
         if s < 2:
             cx = transition_complexity(cx, plan.stage_out[s], plan.stage_in[s + 1])
@@ -167,12 +191,19 @@ def sparsenet_cifar_complexity(
 
 
 def sparse_stage_complexity(
-    cx: Complexity, c_in: int, growth: int, num_layers: int, bottleneck: bool, base: int, mode: str = "concat"
+    cx: Complexity,
+    c_in: int,
+    growth: int,
+    num_layers: int,
+    bottleneck: bool,
+    base: int,
+    mode: str = "concat",
+    dense: bool = False,
 ) -> Complexity:
     """Counts of a :class:`SparseStage`: each layer's BN on its aggregated input, its (bottleneck and) 3×3 conv."""
     channels = [c_in]
     for _ in range(num_layers):
-        c = aggregated_channels(channels, base, mode)
+        c = aggregated_channels(channels, base, mode, dense)
         cx = cxm.batchnorm2d(cx, c)
         if bottleneck:
             cx = cxm.batchnorm2d(cxm.conv2d(cx, c, 4 * growth, 1), 4 * growth)

@@ -24,24 +24,36 @@ def exponential_offsets(num_outputs: int, base: int = 2) -> list[int]:
     return picks
 
 
-def aggregated_channels(channels: list[int], base: int = 2, mode: str = "concat") -> int:
+def aggregated_outputs(num_outputs: int, base: int = 2, dense: bool = False) -> list[int]:
+    """The outputs a layer aggregates, most recent first: those at offsets base^k, or with ``dense`` every one
+    (DenseNet's and ResNet's full aggregation, the papers' baseline)."""
+    if dense:
+        return list(range(num_outputs - 1, -1, -1))
+    return exponential_offsets(num_outputs, base)
+
+
+def aggregated_channels(channels: list[int], base: int = 2, mode: str = "concat", dense: bool = False) -> int:
     """Channels of the aggregation of outputs with the given channel counts."""
-    picked = [channels[i] for i in exponential_offsets(len(channels), base)]
+    picked = [channels[i] for i in aggregated_outputs(len(channels), base, dense)]
     return sum(picked) if mode == "concat" else picked[0]
 
 
 class SparseAggregation(nn.Module):
-    """⊗ of the outputs at offsets c^0, c^1, …: ``concat`` or ``sum``."""
+    """⊗ of the outputs at offsets c^0, c^1, … (or, ``dense``, of all of them): ``concat`` or ``sum``."""
 
-    def __init__(self, base: int = 2, mode: str = "concat") -> None:
+    def __init__(self, base: int = 2, mode: str = "concat", dense: bool = False) -> None:
         super().__init__()
         if mode not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {mode!r}")
         exponential_offsets(1, base)  # validates the base
-        self.base, self.mode = base, mode
+        self.base, self.mode, self.dense = base, mode, dense
+
+    def picks(self, num_outputs: int) -> list[int]:
+        """The outputs aggregated from ``num_outputs`` so far, in concatenation order."""
+        return aggregated_outputs(num_outputs, self.base, self.dense)
 
     def forward(self, outputs: list[Tensor]) -> Tensor:
-        picked = [outputs[i] for i in exponential_offsets(len(outputs), self.base)]
+        picked = [outputs[i] for i in self.picks(len(outputs))]
         if self.mode == "concat":
             return torch.cat(picked, 1) if len(picked) > 1 else picked[0]
         total = picked[0]
@@ -50,4 +62,4 @@ class SparseAggregation(nn.Module):
         return total
 
     def extra_repr(self) -> str:
-        return f"base={self.base}, mode={self.mode}"
+        return f"base={self.base}, mode={self.mode}" + (", dense" if self.dense else "")

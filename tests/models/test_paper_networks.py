@@ -88,6 +88,25 @@ def test_mini_imagenet_network_adds_a_max_pool_after_the_first_conv():
     assert any(isinstance(m, nn.MaxPool2d) for m in gm.modules())
 
 
+def test_densenet_is_the_sparsenet_whose_layers_read_every_earlier_output():
+    """Every layer of a DenseNet stage concatenates all earlier outputs (most recent first); with one layer per stage
+    DenseNet and SparseNet read the same (the layer reads the input; the stage output, offsets 1 and 2, both): same
+    weights, same function."""
+    from prunex.inspection import sparse_links
+
+    dense = create_model("densenet_cifar", depth=16, growth=4, num_classes=10)
+    links = sparse_links(dense)
+    assert [stage.links for stage in links] == [[[0], [1, 0], [2, 1, 0], [3, 2, 1, 0], [4, 3, 2, 1, 0]]] * 3
+    shallow = randomise_batchnorm(create_model("densenet_cifar", depth=7, growth=4, num_classes=10)).eval()
+    sparse = create_model("sparsenet_cifar", depth=7, growth=4, stem_width=8, num_classes=10).eval()
+    sparse.load_state_dict(shallow.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(sparse(x), shallow(x))
+    assert (
+        sum(p.numel() for p in dense.parameters()) == analytic_complexity("densenet_cifar", depth=16, growth=4).params
+    )
+
+
 def test_sparsenet_plus_with_one_block_per_stage_is_the_preact_resnet():
     """With one block per stage the stage output P(h) + f_1(h) is ResNet's, so SparseNet[+] computes the
     pre-activation ResNet (Multi-ResNet with k = 1) exactly; with two, the stage output (offsets 1, 2 of three

@@ -29,6 +29,7 @@ SMALL = {
         dict(depth=16, growth=6, aggregation="sum", base=3),
     ],
     "sparsenet_plus_cifar": [dict(depth=20), dict(depth=29, base=3)],
+    "densenet_cifar": [dict(depth=16, growth=4), dict(depth=22, growth=(4, 8, 12), bottleneck=True)],
     "sparsenet_imagenet": [dict(depth=121, growth=4, num_classes=10)],
     "g_resnext_cifar": [dict(depth=11, cardinality=4, bottleneck_width=4)],
     "multiresnet_imagenet": [dict(depth=18, k=2, num_classes=10)],
