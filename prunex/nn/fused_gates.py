@@ -22,9 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from prunex.nn.branch_gates import BranchGates
-from prunex.nn.dgconv import DGConv2d
 from prunex.nn.gate_fusion import GateFusion
+from prunex.nn.gates import gate_parameters
 
 _ATTRIBUTE = "_prunex_gate_fusion"
 
@@ -33,11 +32,6 @@ def gate_fusion_of(model: nn.Module) -> GateFusion | None:
     """The fusion :func:`fuse_gates` installed on ``model``, or None."""
     fusion = model.__dict__.get(_ATTRIBUTE)
     return fusion if isinstance(fusion, GateFusion) else None
-
-
-def has_gates(model: nn.Module) -> bool:
-    """Whether ``model`` has a layer with learnable gates (DGConv with gates, MaskConnect branch gates)."""
-    return any(isinstance(m, BranchGates) or (isinstance(m, DGConv2d) and m.num_gates) for m in model.modules())
 
 
 def fuse_gates(model: nn.Module) -> GateFusion:
@@ -57,8 +51,9 @@ def fuse_gates(model: nn.Module) -> GateFusion:
 
 
 def fuse_gates_if_gated(model: nn.Module) -> nn.Module:
-    """:func:`fuse_gates` when ``model`` has gates (plain networks get no hooks); returns ``model``."""
-    if has_gates(model):
+    """:func:`fuse_gates` when ``model`` has gates to learn (plain networks, and fixed connectivity, get no hooks);
+    returns ``model``."""
+    if gate_parameters(model):
         fuse_gates(model)
     return model
 
