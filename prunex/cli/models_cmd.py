@@ -84,6 +84,7 @@ def _reference_line(item) -> str:
 
 
 def print_papers(console: Console) -> None:
+    from prunex.models.paper_relative_rows import RELATIVE_ROWS
     from prunex.models.paper_tables import PAPER_ROWS, compare
 
     console.print("Parameter counts (and FLOPs where printed): the papers against prunex's counts")
@@ -111,7 +112,36 @@ def print_papers(console: Console) -> None:
             shown = f"[{colour}]{verdict} ({rel:+.1%})[/{colour}]{escape(mark)}"
             table.add_row(row.table, row.label, f"{row.printed}M", f"{count:,}", shown, flops)
         console.print(table)
-        for i, note in enumerate(notes, 1):
-            lines = wrap(f"[{i}] {note}", console.width - 1, 6, first_indent=2)
-            console.print("\n".join(lines), markup=False, highlight=False)
-        console.print()
+        _print_notes(console, notes)
+        if paper in {r.paper for r in RELATIVE_ROWS}:
+            _print_relative_rows(console, [r for r in RELATIVE_ROWS if r.paper == paper])
+
+
+def _print_relative_rows(console: Console, rows) -> None:
+    """Rows printed as a multiple of another network's complexity (multiply-adds)."""
+    from prunex.models.paper_tables import compare
+
+    title = f"{rows[0].paper}: complexity as a multiple of {rows[0].baseline_label}'s (multiply-adds)"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("table", "configuration", "paper", "prunex", "params", "verdict"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("paper", "prunex", "params") else "left")
+    notes: list[str] = []
+    for row in rows:
+        notes += [row.note] if row.note and row.note not in notes else []
+        mark = f" [{notes.index(row.note) + 1}]" if row.note else ""
+        ratio = row.ratio()
+        verdict, rel = compare(row.printed, ratio, unit=1.0)
+        colour = "green" if verdict != "differs" else "red"
+        shown = f"[{colour}]{verdict} ({rel:+.1%})[/{colour}]{escape(mark)}"
+        paper_value = f"{row.printed}× {row.baseline_label}"
+        measured = f"{ratio:.2f}×, {row.macs() / 1e9:.2f} GMACs"
+        table.add_row(row.table, row.label, paper_value, measured, f"{row.params():,}", shown)
+    console.print(table)
+    _print_notes(console, notes)
+
+
+def _print_notes(console: Console, notes: list[str]) -> None:
+    for i, note in enumerate(notes, 1):
+        lines = wrap(f"[{i}] {note}", console.width - 1, 6, first_indent=2)
+        console.print("\n".join(lines), markup=False, highlight=False)
+    console.print()

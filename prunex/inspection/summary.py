@@ -21,7 +21,6 @@ from prunex.inspection.structure import (
     sparse_links,
 )
 from prunex.models import count_parameters
-from prunex.nn import branch_gates
 from prunex.nn.gates import branch_gate_modules
 
 
@@ -33,7 +32,7 @@ def summarise(model: nn.Module, report: CompressionReport | None = None) -> dict
     out["frozen_gates"] = sum(
         m.mask.numel()
         for _, m in branch_gate_modules(model)
-        if m.connectivity is branch_gates.Connectivity.LEARNED and m.weight is None and m.mask is not None
+        if m.connectivity.learnable and m.weight is None and m.mask is not None
     )
     conn = connectivity(model)
     if conn is not None:

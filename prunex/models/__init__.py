@@ -3,9 +3,11 @@
 # Importing the family modules registers their builders.
 from prunex.models import (  # noqa: F401
     densenet_cifar,
+    densenet_imagenet,
     g_resnext,
     maskconnect,
     multiresnet,
+    resnet_imagenet,
     resnext_cifar,
     sparsenet,
     sparsenet_imagenet,

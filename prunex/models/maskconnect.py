@@ -220,7 +220,7 @@ def _projection(choice: ProjectionShortcut | str) -> ProjectionShortcut:
 
 
 def _gates_per_module(cardinality: int, connectivity: str) -> int:
-    return cardinality * cardinality if Connectivity(connectivity) is Connectivity.LEARNED else 0
+    return cardinality * cardinality if Connectivity(connectivity).learnable else 0
 
 
 def maskconnect_cifar_complexity(*, fan_in, connectivity, seed, projection="shared", **kwargs) -> Complexity:
@@ -264,8 +264,10 @@ def maskconnect_cifar(
     seed: int | None = None,
     projection: str = "shared",
 ) -> MaskConnectNet:
-    """MaskConnect {D, w, C} with fan-in K (default 4; K = C for fixed_full): x_j = Σ_k m_jk·y_k. ``stem_pool``:
-    the Mini-ImageNet network (Table 6), a 3×3/2 max-pool after the first conv. ``projection``: ``shared`` (one
+    """MaskConnect {D, w, C} with fan-in K (default 4; K = C for fixed_full): x_j = Σ_k m_jk·y_k. ``connectivity``:
+    ``learned``, ``fixed_random``, ``fixed_full`` (Table 1) or ``real_valued`` (§4.1's ablation: every block reads
+    all C outputs weighted by its real mask m̃_j, unsampled; K then only sets the 1/K scale). ``stem_pool``: the
+    Mini-ImageNet network (Table 6), a 3×3/2 max-pool after the first conv. ``projection``: ``shared`` (one
     projection of the blocks' mean input per module) or ``per_block`` (see the module docstring)."""
     stem_ch, specs = multibranch_modules(depth, bottleneck_width, stem_width, out_width)
     model = MaskConnectNet(

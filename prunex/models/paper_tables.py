@@ -28,6 +28,7 @@ class PaperRow:
     deployed_groups: int | None = None  # compare the G-ResNeXt deployed at these contiguous groups instead
     printed_gflops: str | None = None  # the paper's FLOPs (2 × multiply-accumulates), where it prints them
     reproduced: bool = True  # False: the count departs from the printed one for the reason in ``note``
+    departs_by: float | None = None  # where not reproduced: prunex's count / the printed one − 1, to 0.1 %
 
     def gflops(self) -> float | None:
         """2 × the analytic MACs, in billions (the FLOP convention of the tables that print FLOPs); for a
@@ -84,6 +85,17 @@ TABLE3_BC_NOTES = {
     100: "; the printed 0.40M is 8% above N = 16 bottleneck layers per stage, whose 400 and 1001 siblings match",
     1001: "; depth 1001 is N = 166 layers per stage, as the authors' code reads it",
 }
+TABLE3_DENSENET_NOTES = {
+    (250, 24): "; the printed 25.6M is Table 2's DenseNet-BC-190, k=40 count: Table 2 prints 15.3M for this network, "
+    "which prunex matches (15,324,406 here; 15,480,556 with Table 2's 100-class head)",
+    (400, 24): "; no layout tried gives 216.3M: with compression 1/2 (BC) 36.9M, without compression 64.0M, without "
+    "bottlenecks 464.6M, N = 132 bottleneck layers per stage 138.8M; the paper does not say what it counts",
+}
+DENSENET_264_NOTE = (
+    "torchvision's DenseNet-BC layout; the printed 27.21M and 11.03 GFLOPs are those of dense blocks of (6, 12, 64, "
+    "32) layers (27,205,480; 10.96 G) to the digit, not of Huang et al.'s DenseNet-264, (6, 12, 64, 48): 33,337,704 "
+    "and 11.50 G (densenet_imagenet(depth=264))"
+)
 MC_IMAGENET_NOTE = (
     "Table 2 prints no counts; the printed one is the ResNeXt the network is built on. Each of MaskConnect's "
     "C blocks is a residual unit with its own BN after its last 1x1 (as in the CIFAR networks of Table 1, whose "
@@ -259,6 +271,26 @@ PAPER_ROWS: list[PaperRow] = [
     *(
         PaperRow(
             SN,
+            "Table 3 (baseline)",
+            f"DenseNet{'-BC' if bc else ''} {d}, k={k}",
+            printed,
+            "densenet_cifar",
+            {"depth": d, "growth": k, "bottleneck": bc},
+            note=TABLE3_NOTE + TABLE3_DENSENET_NOTES.get((d, k), ""),
+            reproduced=(d, k) not in TABLE3_DENSENET_NOTES,
+            departs_by=departs,
+        )
+        for d, k, bc, printed, departs in (
+            (400, 12, False, "117", None),
+            (250, 24, True, "25.6", -0.401),
+            (400, 24, True, "216.3", -0.829),
+            (400, 4, True, "1.10", None),
+            (1001, 4, True, "6.63", None),
+        )
+    ),
+    *(
+        PaperRow(
+            SN,
             "Table 3",
             f"SparseNet[⊕]-BC-{d}, k=12",
             printed,
@@ -298,6 +330,16 @@ PAPER_ROWS: list[PaperRow] = [
             printed_gflops=gflops,
         )
         for d, printed, gflops in ((121, "7.98", "5.7"), (169, "14.15", "6.76"), (201, "20.01", "8.63"))
+    ),
+    PaperRow(
+        SN,
+        "Table 4 (baseline)",
+        "DenseNet-264-32 (ImageNet), blocks (6, 12, 64, 32)",
+        "27.21",
+        "densenet_imagenet",
+        {"depth": 264, "block_layers": (6, 12, 64, 32)},
+        note=DENSENET_264_NOTE,
+        printed_gflops="11.03",
     ),
     PaperRow(
         DG,

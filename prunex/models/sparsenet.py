@@ -9,12 +9,13 @@ BN-ReLU-conv1×1-AvgPool(2); the head is BN-ReLU-average pool-linear. N = (depth
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
 from prunex.models import complexity as cxm
 from prunex.models.complexity import Complexity
-from prunex.models.family import Family
+from prunex.models.family import Family, Reference, classes_of, keep
 from prunex.models.registry import register_model
 from prunex.nn.classifier import ClassifierHead
 from prunex.nn.init import he_init_
@@ -225,7 +226,23 @@ def _resolve_compression(bottleneck: bool, compression: float | None) -> float:
     return compression
 
 
-@register_model(paper=SPARSENET_PAPER, complexity=sparsenet_cifar_complexity, family=Family.SPARSENET)
+def _densenet_of_same_shape(kwargs: dict[str, Any]) -> Reference | None:
+    """Table 2: the DenseNet "exactly the same as" the SparseNet but aggregating every earlier output (same depth,
+    growth, bottleneck, compression and stem width); none for summation, whose dense analogue is no DenseNet."""
+    if kwargs.get("aggregation", "concat") != "concat":
+        return None
+    growth = kwargs.get("growth", 24)
+    stem = kwargs.get("stem_width") or (growth if isinstance(growth, int) else growth[0])
+    shape = keep(kwargs, "depth", "growth", "bottleneck", "compression")
+    return Reference("densenet_cifar", {**shape, "stem_width": stem, **classes_of(kwargs)})
+
+
+@register_model(
+    paper=SPARSENET_PAPER,
+    complexity=sparsenet_cifar_complexity,
+    family=Family.SPARSENET,
+    reference=_densenet_of_same_shape,
+)
 def sparsenet_cifar(
     *,
     depth: int = 100,

@@ -37,8 +37,17 @@ LAYOUTS = {121: (6, 12, 24, 16), 169: (6, 12, 32, 32), 201: (6, 12, 48, 32), 264
 COMPRESSION = 0.5
 
 
-def stage_channels(depth: int, growth: int, stem_width: int | None, base: int) -> list[tuple[int, int]]:
-    """(channels in, aggregated channels out) of every stage.
+def layout_of(depth: int) -> tuple[int, ...]:
+    """Layers per dense block of DenseNet-{depth} (Huang et al., Table 1)."""
+    if depth not in LAYOUTS:
+        raise ValueError(f"depth must be one of {sorted(LAYOUTS)} (DenseNet's ImageNet layouts), got {depth}")
+    return LAYOUTS[depth]
+
+
+def stage_channels(
+    layers: tuple[int, ...], growth: int, stem_width: int | None, base: int, dense: bool = False
+) -> list[tuple[int, int]]:
+    """(channels in, aggregated channels out) of every stage (``dense``: every layer reads all earlier outputs).
 
     NOTE: the stem is ``growth`` wide by default (DenseNet uses 2k). With a k-wide stem the four networks of Table 4
     come to 3.44 / 3.72 / 4.11 / 9.15 GFLOPs against the printed 3.46 / 3.74 / 4.13 / 9.19 (a 2k stem: 3.64 /
@@ -46,13 +55,13 @@ def stage_channels(depth: int, growth: int, stem_width: int | None, base: int) -
     independent reimplementation with the 2k stem also counts 3.25M for SparseNet-121); the paper does not say
     what holds the difference, which scales with k and the last stage's length at no visible FLOP cost.
     """
-    if depth not in LAYOUTS:
-        raise ValueError(f"depth must be one of {sorted(LAYOUTS)} (DenseNet's ImageNet layouts), got {depth}")
     if growth < 1:
         raise ValueError(f"growth must be >= 1, got {growth}")
+    if not layers or min(layers) < 1:
+        raise ValueError(f"every dense block needs at least one layer, got {layers}")
     stages, c = [], stem_width or growth
-    for n in LAYOUTS[depth]:
-        out = aggregated_channels([c] + [growth] * n, base)
+    for n in layers:
+        out = aggregated_channels([c] + [growth] * n, base, dense=dense)
         stages.append((c, out))
         c = int(out * COMPRESSION)
     return stages
@@ -64,50 +73,75 @@ class SparseNetImageNet(nn.Module):
     def __init__(
         self,
         *,
-        depth: int,
+        layers: tuple[int, ...],
         growth: int,
         stem_width: int | None,
         base: int,
         num_classes: int,
         in_chans: int,
         head_pool: int = 1,
+        dense: bool = False,
     ):
         super().__init__()
-        stages = stage_channels(depth, growth, stem_width, base)
-        stem = stages[0][0]
-        self.stem = imagenet_stem(in_chans, stem)
-        aggregate = SparseAggregation(base, "concat")
+        stages = stage_channels(layers, growth, stem_width, base, dense)
+        self.stem = imagenet_stem(in_chans, stages[0][0])
+        aggregate = SparseAggregation(base, "concat", dense)
         body: list[nn.Module] = []
         for s, (c_in, out) in enumerate(stages):
-            body.append(SparseStage(c_in, growth, LAYOUTS[depth][s], True, aggregate))
+            body.append(SparseStage(c_in, growth, layers[s], True, aggregate))
             if s < len(stages) - 1:
                 body.append(transition(out, stages[s + 1][0]))
         self.body = nn.Sequential(*body)
-        width = stages[-1][1]
-        self.head = ClassifierHead(width, num_classes, norm=True, pool=head_pool)
+        self.head = ClassifierHead(stages[-1][1], num_classes, norm=True, pool=head_pool)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(self.stem(x)))
 
 
-def sparsenet_imagenet_complexity(
-    *, depth, growth, stem_width, base, num_classes, in_chans, head_pool: int = 1, image_size: int = 224
+def imagenet_dense_blocks_complexity(
+    *,
+    layers: tuple[int, ...],
+    growth: int,
+    stem_width: int | None,
+    base: int,
+    num_classes: int,
+    in_chans: int,
+    head_pool: int = 1,
+    dense: bool = False,
+    image_size: int = 224,
 ) -> Complexity:
-    stages = stage_channels(depth, growth, stem_width, base)
-    stem = stages[0][0]
-    cx = imagenet_stem_complexity(image_size, in_chans, stem)
+    """Counts of :class:`SparseNetImageNet`."""
+    stages = stage_channels(layers, growth, stem_width, base, dense)
+    cx = imagenet_stem_complexity(image_size, in_chans, stages[0][0])
     for s, (c_in, out) in enumerate(stages):
-        cx = sparse_stage_complexity(cx, c_in, growth, LAYOUTS[depth][s], True, base)
+        cx = sparse_stage_complexity(cx, c_in, growth, layers[s], True, base, dense=dense)
         if s < len(stages) - 1:
             cx = transition_complexity(cx, out, stages[s + 1][0])
     width = stages[-1][1]
     return cxm.linear(cxm.global_pool(cxm.batchnorm2d(cx, width)), width * head_pool * head_pool, num_classes)
 
 
-def _densenet(kwargs: dict[str, Any]) -> Reference | None:
-    """Table 4: torchvision's DenseNet-{depth}-32 (the depths it builds)."""
+def sparsenet_imagenet_complexity(
+    *, depth, growth, stem_width, base, num_classes, in_chans, head_pool: int = 1, image_size: int = 224
+) -> Complexity:
+    return imagenet_dense_blocks_complexity(
+        layers=layout_of(depth),
+        growth=growth,
+        stem_width=stem_width,
+        base=base,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        head_pool=head_pool,
+        image_size=image_size,
+    )
+
+
+def _densenet(kwargs: dict[str, Any]) -> Reference:
+    """Table 4: torchvision's DenseNet-{depth}-32 where it builds that depth, else prunex's DenseNet-{depth}-k."""
     depth = kwargs.get("depth", 121)
-    return Reference(f"{TORCHVISION}densenet{depth}", keep(kwargs, "num_classes")) if depth in (121, 169, 201) else None
+    if depth in (121, 169, 201):
+        return Reference(f"{TORCHVISION}densenet{depth}", keep(kwargs, "num_classes"))
+    return Reference("densenet_imagenet", {"depth": depth, **keep(kwargs, "growth", "num_classes")})
 
 
 @register_model(
@@ -130,7 +164,7 @@ def sparsenet_imagenet(
     """SparseNet[⊕]-BC for ImageNet (Table 4: 121 / 169 / 201 with k = 32, 201 with k = 48; ``head_pool=3``: the
     classifier over a 3×3-pooled final map that Table 4's counts imply)."""
     model = SparseNetImageNet(
-        depth=depth,
+        layers=layout_of(depth),
         growth=growth,
         stem_width=stem_width,
         base=base,

@@ -4,6 +4,9 @@ Block j of module i reads x_j = Σ_k m_jk · y_k, the outputs y_k of the C block
 mask m_j ∈ {0,1}^C with Σ_k m_jk = K. Training keeps a real mask m̃_j ∈ [0,1]^C; each forward draws K distinct
 indices from Mult(m̃_j / Σ_k m̃_jk), and the gradient with respect to the binary mask updates m̃ (straight
 through). After training, the K largest entries of m̃_j are frozen.
+
+The paper's ablation (§4.1, "Model with real-valued masks") reads the real masks themselves instead:
+x_j = Σ_k m̃_jk · y_k with m̃ clipped to [0, 1] after each step and no sampling (:attr:`Connectivity.REAL_VALUED`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ class Connectivity(StrEnum):
     LEARNED = "learned"  # MaskConnect: sampled K-of-C masks with a learned real mask
     FIXED_RANDOM = "fixed_random"  # K random connections per block, drawn once and kept
     FIXED_FULL = "fixed_full"  # K = C: every block reads every branch (no sampling)
+    REAL_VALUED = "real_valued"  # the paper's ablation: the real masks weigh every branch, unsampled
+
+    @property
+    def learnable(self) -> bool:
+        """True when the masks are parameters (learned binary masks, or the real-valued ablation's)."""
+        return self in (Connectivity.LEARNED, Connectivity.REAL_VALUED)
 
 
 def sample_k_of_c(probs: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
@@ -113,7 +122,7 @@ class BranchGates(nn.Module):
         if self.connectivity is Connectivity.FIXED_FULL and fan_in != num_inputs:
             raise ValueError(f"fixed_full connectivity means K = C = {num_inputs}, got K = {fan_in}")
         self.num_blocks, self.num_inputs, self.fan_in = num_blocks, num_inputs, fan_in
-        if self.connectivity is Connectivity.LEARNED:
+        if self.connectivity.learnable:
             # NOTE: the paper does not give the initial real mask. Near-uniform values let the early
             # sampling explore all connections; the small jitter breaks ties for top-K.
             init = 0.5 + 0.01 * (torch.rand(num_blocks, num_inputs, generator=generator) - 0.5)
@@ -121,7 +130,8 @@ class BranchGates(nn.Module):
             self.register_buffer("mask", None)
             # NOTE: top-K among equal values is left open by the paper; a fixed random priority breaks such ties
             # (by index they would all go to branch 0 once the clipped masks saturate).
-            self.register_buffer("priority", torch.rand(num_blocks, num_inputs, generator=generator))
+            priority = torch.rand(num_blocks, num_inputs, generator=generator)
+            self.register_buffer("priority", priority if self.connectivity is Connectivity.LEARNED else None)
         elif self.connectivity is Connectivity.FIXED_RANDOM:
             self.weight = None
             uniform = torch.ones(num_blocks, num_inputs)
@@ -141,11 +151,19 @@ class BranchGates(nn.Module):
         """True once the mask is a constant (fixed connectivity or after :meth:`freeze`)."""
         return self.mask is not None
 
+    @property
+    def real_valued(self) -> bool:
+        """True for the real-valued ablation: every branch is read with its real weight m̃_jk."""
+        return self.connectivity is Connectivity.REAL_VALUED
+
     def binary_mask(self) -> Tensor:
-        """The deterministic mask: the frozen one, or top-K of the real mask."""
+        """The deterministic mask: the frozen one, or top-K of the real mask (the real-valued ablation: 1 where
+        m̃_jk > 0, the connections its blocks read)."""
         if self.mask is not None:
-            return self.mask
+            return (self.mask > 0).to(self.mask.dtype) if self.real_valued else self.mask
         self.project_if_stale_()
+        if self.real_valued:
+            return (self.weight > 0).to(self.weight.dtype).detach()
         return topk_mask(self.weight, self.fan_in, self.priority)
 
     @property
@@ -160,6 +178,8 @@ class BranchGates(nn.Module):
             return self.mask
         if _running_eagerly():
             self.project_if_stale_()
+        if self.real_valued:
+            return self.weight
         if not self.training:
             return topk_mask(self.weight, self.fan_in, self.priority)
         if self.fused_mask is not None:
@@ -174,10 +194,14 @@ class BranchGates(nn.Module):
 
     @torch.no_grad()
     def freeze(self) -> None:
-        """Fix the connectivity at top-K of the real mask; the real mask stops being a parameter."""
+        """Fix the connectivity at top-K of the real mask (the real-valued ablation: at the real mask's values); the
+        real mask stops being a parameter."""
         if self.mask is None:
             self.project_if_stale_()
-            mask = topk_mask(self.weight, self.fan_in, self.priority)
+            if self.real_valued:
+                mask = self.weight.detach().clone()
+            else:
+                mask = topk_mask(self.weight, self.fan_in, self.priority)
             self.weight = None
             self.priority = None  # only ever used to choose the mask
             self.mask = mask
@@ -187,9 +211,13 @@ class BranchGates(nn.Module):
     def project_(self) -> None:
         """Clip the real mask to [0, 1] after an optimiser step, keeping at least K positive entries per row
         (the largest ones are raised to a small floor) so that K distinct connections can always be drawn."""
-        if self.weight is not None:
+        if self.weight is None:
+            return
+        if self.real_valued:  # the ablation's clip, nothing more: a connection may reach 0 and stay there
+            self.weight.clamp_(0.0, 1.0)
+        else:
             project_masks_([self.weight], self.fan_in, priority_order(self.priority[None]))
-            self.projected_version = self.weight._version
+        self.projected_version = self.weight._version
 
     def project_if_stale_(self) -> None:
         """:meth:`project_` if the real mask changed since it was last projected (a host-side check, no op).

@@ -99,14 +99,19 @@ class _DGConvGroup:
 
 
 class _BranchGroup:
-    """Learned MaskConnect gates with one mask shape, fan-in, device and dtype, sampled and projected together."""
+    """Learned MaskConnect gates with one mask shape, fan-in, connectivity, device and dtype, sampled and projected
+    together (the real-valued ablation's masks are read as they are: projected, never sampled)."""
 
     def __init__(self, modules: list[BranchGates]) -> None:
         self.modules = modules
         self.fan_in = modules[0].fan_in
-        self.order = priority_order(torch.stack([m.priority for m in modules]))  # the priorities are constant
+        self.real_valued = modules[0].real_valued
+        # the priorities are constant
+        self.order = None if self.real_valued else priority_order(torch.stack([m.priority for m in modules]))
 
     def sample(self) -> None:
+        if self.real_valued:
+            return
         masks = sample_straight_through(torch.stack([m.weight for m in self.modules]), self.fan_in)
         averages = masks * (1.0 / self.fan_in)
         for m, mask, average in zip(self.modules, masks.unbind(0), averages.unbind(0), strict=True):
@@ -116,8 +121,14 @@ class _BranchGroup:
         for m in self.modules:
             m.fused_mask = m.fused_average = None
 
+    @torch.no_grad()
     def project_(self) -> None:
-        project_masks_([m.weight for m in self.modules], self.fan_in, self.order)
+        weights = [m.weight for m in self.modules]
+        if self.real_valued:
+            torch._foreach_clamp_min_(weights, 0.0)
+            torch._foreach_clamp_max_(weights, 1.0)
+        else:
+            project_masks_(weights, self.fan_in, self.order)
         for m in self.modules:
             m.projected_version = m.weight._version
 
@@ -183,7 +194,7 @@ class GateFusion:
             self._branch_signature = signature
             groups: dict[tuple, list[BranchGates]] = defaultdict(list)
             for m in learned:
-                groups[(m.weight.shape, m.weight.device, m.weight.dtype, m.fan_in)].append(m)
+                groups[(m.weight.shape, m.weight.device, m.weight.dtype, m.fan_in, m.connectivity)].append(m)
             self._branch = [_BranchGroup(group) for group in groups.values()]
         return self._branch
 

@@ -1,10 +1,11 @@
 """Analytic counts against the papers' tables and the exact reference counts in docs/design.md."""
 
 import pytest
-from torchvision.models import ResNeXt50_32X4D_Weights, ResNeXt101_32X8D_Weights
+from torchvision.models import ResNet101_Weights, ResNeXt50_32X4D_Weights, ResNeXt101_32X8D_Weights
 
 from prunex.models import analytic_complexity
 from prunex.models.g_resnext import resnext_imagenet_complexity
+from prunex.models.paper_relative_rows import RELATIVE_ROWS
 from prunex.models.paper_tables import PAPER_ROWS, compare, compare_gflops
 
 EXACT = [  # counts of the reference implementations (docs/design.md)
@@ -50,7 +51,10 @@ def test_paper_rows(row):
         assert verdict in {"rounds", "truncates", "within 2.5%"}, (verdict, rel)
     else:  # the rows the README lists as not reproduced, each with its reason
         assert verdict == "differs" and row.note
-        assert abs(rel) < (0.40 if row.model == "sparsenet_imagenet" else 0.09)
+        if row.departs_by is not None:  # a misprint or a layout no reading reproduces: the gap pinned
+            assert round(rel, 3) == row.departs_by
+        else:
+            assert abs(rel) < 0.09
     if row.printed_gflops is not None:  # every printed FLOP count is reproduced
         assert compare_gflops(row.printed_gflops, row.gflops())[0] in {"rounds", "truncates", "within 2.5%"}
 
@@ -60,3 +64,15 @@ def test_compare_verdicts():
     assert compare("1.0", 1_077_530)[0] == "truncates"
     assert compare("34.4", 34_594_212)[0] == "within 2.5%"
     assert compare("27.7", 28_725_604)[0] == "differs"
+
+
+@pytest.mark.parametrize("row", RELATIVE_ROWS, ids=lambda r: r.label)
+def test_dgconv_table4_baselines_are_twice_resnet101(row):
+    assert compare(row.printed, row.ratio(), unit=1.0)[0] == "rounds"  # "2×": 1.5 ≤ ratio < 2.5
+    assert 1.9 < row.ratio() < 2.0  # Xie et al.'s Table 4 networks all sit just under 2× ResNet-101's 7.8 GMACs
+
+
+def test_resnet101_is_the_7_8_gmacs_network_the_ratios_divide_by():
+    cx = analytic_complexity("resnet_imagenet", depth=101)
+    assert cx.params == ResNet101_Weights.IMAGENET1K_V1.meta["num_params"]
+    assert round(cx.macs / 1e9, 3) == ResNet101_Weights.IMAGENET1K_V1.meta["_ops"]

@@ -38,7 +38,17 @@ def test_cifar_families_stand_beside_their_plain_twins():
     assert convs and all(m.groups == 4 for m in convs)
     multi = default_reference({"name": "multiresnet_cifar", "kwargs": {"depth": 8, "k": 3}})
     assert multi.kwargs == {"depth": 8, "k": 1}  # the ResNet of the same depth
-    assert default_reference({"name": "sparsenet_cifar", "kwargs": {}}) is None
+    sparse = create_model("sparsenet_cifar", depth=16, growth=(4, 6, 8), bottleneck=True, num_classes=7)
+    dense = build_reference(default_reference(_spec(sparse)))
+    assert dense.prunex_spec.name == "densenet_cifar" and dense.stem.out_channels == sparse.stem.out_channels == 4
+    layers = {net: [layer.body for stage in net.body[::2] for layer in stage.layers] for net in (sparse, dense)}
+    growth = [[b[-1].out_channels for b in layers[net]] for net in (sparse, dense)]
+    assert growth[0] == growth[1] == [4, 4, 6, 6, 8, 8]
+    reads = {net: [b[0].num_features for b in bodies] for net, bodies in layers.items()}
+    assert all(s <= d for s, d in zip(reads[sparse], reads[dense], strict=True))  # each reads all the sparse one reads
+    assert sum(reads[sparse]) < sum(reads[dense])
+    assert dense(torch.zeros(2, 3, 8, 8)).shape == (2, 7)
+    assert default_reference({"name": "sparsenet_cifar", "kwargs": {"aggregation": "sum"}}) is None
 
 
 def test_a_reference_can_be_chosen_by_name_or_switched_off():

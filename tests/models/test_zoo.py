@@ -16,6 +16,7 @@ SMALL = {
         dict(depth=20, bottleneck_width=4, cardinality=4, fan_in=1, connectivity="fixed_random"),
         dict(depth=11, bottleneck_width=8, cardinality=3, connectivity="fixed_full"),
         dict(depth=11, bottleneck_width=4, cardinality=3, fan_in=2, stem_pool=True),
+        dict(depth=11, bottleneck_width=4, cardinality=4, fan_in=2, connectivity="real_valued"),
     ],
     "maskconnect_imagenet": [dict(depth=50, cardinality=2, num_classes=10)],
     "multiresnet_cifar": [
@@ -31,6 +32,11 @@ SMALL = {
     "sparsenet_plus_cifar": [dict(depth=20), dict(depth=29, base=3)],
     "densenet_cifar": [dict(depth=16, growth=4), dict(depth=22, growth=(4, 8, 12), bottleneck=True)],
     "sparsenet_imagenet": [dict(depth=121, growth=4, num_classes=10)],
+    "densenet_imagenet": [
+        dict(depth=121, growth=4, num_classes=10),
+        dict(growth=2, block_layers=(1, 2, 3, 2), num_classes=10),
+    ],
+    "resnet_imagenet": [dict(depth=50, groups=2, width_per_group=4, num_classes=10)],
     "g_resnext_cifar": [dict(depth=11, cardinality=4, bottleneck_width=4)],
     "multiresnet_imagenet": [dict(depth=18, k=2, num_classes=10)],
     "g_resnext50": [dict(num_classes=10)],
@@ -42,6 +48,8 @@ IMAGE = {
     "multiresnet_imagenet": 32,
     "maskconnect_imagenet": 32,
     "sparsenet_imagenet": 32,
+    "densenet_imagenet": 32,
+    "resnet_imagenet": 32,
 }
 
 

@@ -48,6 +48,7 @@ def _compressed_pair(cardinality, projection, separate=True):
     return stacked, unstacked
 
 
+@pytest.mark.slow  # two compressions of C = 4 and 8 networks, and the block-by-block one (~11 s)
 def test_a_maskconnect_module_compiles_to_the_same_ops_whatever_its_cardinality():
     ops = {}
     for c in (4, 8):
