@@ -210,7 +210,8 @@ class BranchGates(nn.Module):
     @torch.no_grad()
     def project_(self) -> None:
         """Clip the real mask to [0, 1] after an optimiser step, keeping at least K positive entries per row
-        (the largest ones are raised to a small floor) so that K distinct connections can always be drawn."""
+        (the largest ones are raised to a small floor) so that K distinct connections can always be drawn; the
+        real-valued ablation's masks are only clipped."""
         if self.weight is None:
             return
         if self.real_valued:  # the ablation's clip, nothing more: a connection may reach 0 and stay there

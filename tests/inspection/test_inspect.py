@@ -151,6 +151,24 @@ def test_summary_matches_the_model():
     assert summary["gates"] == 0 and summary["frozen_gates"] == announced["gates"] == 5 * 3 * 3  # what train said
 
 
+def test_frozen_real_valued_masks_are_reported_as_kept_at_their_values():
+    from rich.console import Console
+
+    from prunex.cli.views.inspect import print_summary
+
+    lines = {}
+    for kind in ("learned", "real_valued"):
+        model = create_model("maskconnect_cifar", depth=11, bottleneck_width=4, cardinality=3, connectivity=kind)
+        for m in model.modules():
+            if isinstance(m, BranchGates):
+                m.freeze()
+        console = Console(record=True, width=200)
+        print_summary(console, summarise(model))
+        lines[kind] = console.export_text().splitlines()[0]
+    assert lines["learned"].endswith("18 gates (18 frozen at top-K)")
+    assert lines["real_valued"].endswith("18 gates (18 frozen at their values)")
+
+
 def test_fixed_connectivity_has_no_gates_to_report():
     model = create_model(
         "maskconnect_cifar", depth=20, bottleneck_width=4, cardinality=3, fan_in=1, connectivity="fixed_random"

@@ -13,7 +13,9 @@ from rich.table import Table
 def _gates(summary: dict[str, Any]) -> str:
     frozen = summary.get("frozen_gates", 0)
     total = summary["gates"] + frozen
-    return f"{total:,} gates" + (f" ({frozen:,} frozen at top-K)" if frozen else "")
+    kwargs = (summary.get("model") or {}).get("kwargs") or {}
+    kept = "at their values" if kwargs.get("connectivity") == "real_valued" else "at top-K"  # MaskConnect's ablation
+    return f"{total:,} gates" + (f" ({frozen:,} frozen {kept})" if frozen else "")
 
 
 def print_summary(console: Console, summary: dict[str, Any]) -> None:
