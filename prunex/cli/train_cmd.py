@@ -30,7 +30,8 @@ def train(
         "-a",
         rich_help_panel="Model",
         metavar="KEY=VALUE",
-        help="Model keyword argument key=value (repeat).",
+        help="Model keyword argument key=value (repeat). Without --model they change the default MaskConnect "
+        "{20,4,8} (e.g. -a connectivity=real_valued).",
     ),
     dataset: str = typer.Option(
         None,

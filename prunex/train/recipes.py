@@ -222,8 +222,8 @@ def build_config(options: dict[str, Any], config_file: str | None = None) -> Tra
     if explicit.get("structure_from"):
         explicit = _network_of(explicit)
     model = explicit.get("model", TrainConfig.model)
-    if "model" not in explicit and "model_kwargs" not in explicit:
-        explicit["model_kwargs"] = dict(DEFAULT_MODEL_KWARGS)
+    if "model" not in explicit:  # the default network; -a options change it (``-a connectivity=real_valued``)
+        explicit["model_kwargs"] = {**DEFAULT_MODEL_KWARGS, **(explicit.get("model_kwargs") or {})}
     dataset = explicit.get("dataset", TrainConfig.dataset)
     pipeline = explicit.get("pipeline")
     fields = recipe_defaults(

@@ -15,6 +15,14 @@ def test_no_arguments_is_maskconnect_20_4_8_on_digits_in_four_phases():
     assert cfg.phases[0].gate_lr > 0 and cfg.phases[1].freeze_connectivity
 
 
+def test_model_arguments_without_a_model_change_the_default_network():
+    cfg = build_config({"model_kwargs": {"connectivity": "real_valued", "fan_in": 2}})
+    assert cfg.model == "maskconnect_cifar"
+    assert cfg.model_kwargs == {**DEFAULT_MODEL_KWARGS, "connectivity": "real_valued", "fan_in": 2}
+    named = build_config({"model": "maskconnect_cifar", "model_kwargs": {"depth": 11}})
+    assert named.model_kwargs == {"depth": 11}  # a named model is built from its own defaults
+
+
 def test_paper_recipe_for_maskconnect_on_cifar():
     cfg = build_config({"dataset": "cifar100"})
     assert [p.epochs for p in cfg.phases] == [120, 100, 50, 50]
