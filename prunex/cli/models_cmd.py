@@ -129,13 +129,14 @@ def _print_relative_rows(console: Console, rows) -> None:
     for row in rows:
         notes += [row.note] if row.note and row.note not in notes else []
         mark = f" [{notes.index(row.note) + 1}]" if row.note else ""
-        ratio = row.ratio()
+        cx = row.complexity()
+        ratio = row.ratio(cx)
         verdict, rel = compare(row.printed, ratio, unit=1.0)
         colour = "green" if verdict != "differs" else "red"
         shown = f"[{colour}]{verdict} ({rel:+.1%})[/{colour}]{escape(mark)}"
         paper_value = f"{row.printed}× {row.baseline_label}"
-        measured = f"{ratio:.2f}×, {row.macs() / 1e9:.2f} GMACs"
-        table.add_row(row.table, row.label, paper_value, measured, f"{row.params():,}", shown)
+        measured = f"{ratio:.2f}×, {cx.macs / 1e9:.2f} GMACs"
+        table.add_row(row.table, row.label, paper_value, measured, f"{cx.params:,}", shown)
     console.print(table)
     _print_notes(console, notes)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from prunex.models.complexity import Complexity
 from prunex.models.registry import analytic_complexity
 
 
@@ -24,15 +25,13 @@ class RelativeRow:
     baseline_kwargs: dict[str, Any] = field(default_factory=dict)
     note: str = ""
 
-    def macs(self) -> int:
-        return analytic_complexity(self.model, **self.kwargs).macs
+    def complexity(self) -> Complexity:
+        return analytic_complexity(self.model, **self.kwargs)
 
-    def params(self) -> int:
-        return analytic_complexity(self.model, **self.kwargs).params
-
-    def ratio(self) -> float:
+    def ratio(self, complexity: Complexity | None = None) -> float:
         """The model's multiply-adds over the baseline's (the complexity measure of Xie et al.'s Table 4)."""
-        return self.macs() / analytic_complexity(self.baseline, **self.baseline_kwargs).macs
+        macs = (complexity or self.complexity()).macs
+        return macs / analytic_complexity(self.baseline, **self.baseline_kwargs).macs
 
 
 DGCONV_TABLE4_NOTE = (

@@ -17,9 +17,11 @@ from torchvision.models import resnet as tv_resnet
 from prunex.models.complexity import Complexity
 from prunex.models.family import Family
 from prunex.models.g_resnext import DGCONV_PAPER, resnext_imagenet_complexity
+from prunex.models.multiresnet import IMAGENET_LAYOUTS
 from prunex.models.registry import register_model
 
-LAYOUTS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3), 200: (3, 24, 36, 3)}
+# He et al.'s bottleneck ImageNet ResNets: blocks per stage
+LAYOUTS = {depth: blocks for depth, (kind, blocks) in IMAGENET_LAYOUTS.items() if kind == "bottleneck"}
 
 
 def _layout(depth: int) -> tuple[int, ...]:

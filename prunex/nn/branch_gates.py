@@ -94,10 +94,15 @@ def topk_mask(weights: Tensor, k: int, priority: Tensor | None = None, *, order:
 
 
 @torch.no_grad()
-def project_masks_(weights: list[Tensor], k: int, order: Tensor) -> None:
+def project_masks_(weights: list[Tensor], k: int, order: Tensor | None) -> None:
     """Clip real masks of equal shape to [0, 1] in place, keeping at least k positive entries per row: in a row
     left with fewer, the k entries of :func:`topk_mask` are raised to at least ``MASK_FLOOR``. One pass for all
-    masks (``order``: their :func:`priority_order` stacked), with no value read back to the host."""
+    masks (``order``: their :func:`priority_order` stacked), with no value read back to the host. Without an
+    ``order`` (the real-valued ablation, nothing sampled) only the clip: an entry may reach 0 and stay there."""
+    if order is None:
+        torch._foreach_clamp_min_(weights, 0.0)
+        torch._foreach_clamp_max_(weights, 1.0)
+        return
     w = torch.stack(weights).clamp_(0.0, 1.0)
     short = (w > 0).sum(-1, keepdim=True) < k
     keep = topk_mask(w, k, order=order) > 0
@@ -214,10 +219,8 @@ class BranchGates(nn.Module):
         real-valued ablation's masks are only clipped."""
         if self.weight is None:
             return
-        if self.real_valued:  # the ablation's clip, nothing more: a connection may reach 0 and stay there
-            self.weight.clamp_(0.0, 1.0)
-        else:
-            project_masks_([self.weight], self.fan_in, priority_order(self.priority[None]))
+        order = None if self.real_valued else priority_order(self.priority[None])
+        project_masks_([self.weight], self.fan_in, order)
         self.projected_version = self.weight._version
 
     def project_if_stale_(self) -> None:

@@ -106,7 +106,7 @@ class _BranchGroup:
         self.modules = modules
         self.fan_in = modules[0].fan_in
         self.real_valued = modules[0].real_valued
-        # the priorities are constant
+        # the priorities are constant; the real-valued ablation's masks have none (only clipped)
         self.order = None if self.real_valued else priority_order(torch.stack([m.priority for m in modules]))
 
     def sample(self) -> None:
@@ -121,14 +121,8 @@ class _BranchGroup:
         for m in self.modules:
             m.fused_mask = m.fused_average = None
 
-    @torch.no_grad()
     def project_(self) -> None:
-        weights = [m.weight for m in self.modules]
-        if self.real_valued:
-            torch._foreach_clamp_min_(weights, 0.0)
-            torch._foreach_clamp_max_(weights, 1.0)
-        else:
-            project_masks_(weights, self.fan_in, self.order)
+        project_masks_([m.weight for m in self.modules], self.fan_in, self.order)
         for m in self.modules:
             m.projected_version = m.weight._version
 
